@@ -1,0 +1,201 @@
+"""The engine interface every runtime implements, and the record of one generation.
+
+An engine loads a model once, generates on demand and says exactly what it measured:
+a ``Generation`` holds one client-clock timestamp per new token, from which latency,
+TTFT and TPOT are derived with the definitions the field uses (see docs/metrics.md).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Protocol, runtime_checkable
+
+STOP_REASONS = ("budget", "eos", "stop-sequence")
+
+
+class EngineError(Exception):
+    """An engine failed in a way the suite must report, not hide."""
+
+
+class EngineUnavailable(EngineError):
+    """The runtime an engine needs is not installed here; ``install`` says how to get it."""
+
+    def __init__(self, engine: str, reason: str, install: str) -> None:
+        super().__init__(f"engine {engine!r} is unavailable: {reason}; install it with: {install}")
+        self.engine = engine
+        self.reason = reason
+        self.install = install
+
+
+class ModelError(EngineError):
+    """The model path is missing, incomplete or cannot be loaded."""
+
+
+class UnknownEngineError(ValueError):
+    """No engine is registered under the requested name."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One generation: when it was submitted and when each new token became available.
+
+    Timestamps are ``time.perf_counter_ns()`` values from the client's clock.
+
+    >>> g = Generation(prompt_tokens=8, requested_new_tokens=3, submit_ns=0,
+    ...                token_ns=(40_000_000, 50_000_000, 60_000_000))
+    >>> g.latency_ms, g.ttft_ms, g.tpot_ms
+    (60.0, 40.0, 10.0)
+    """
+
+    prompt_tokens: int
+    requested_new_tokens: int
+    submit_ns: int
+    token_ns: tuple[int, ...]
+    stop_reason: str = "budget"
+    clock: str = "client perf_counter_ns"
+    device: Mapping[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.prompt_tokens < 1:
+            raise ValueError(f"prompt_tokens must be >= 1, got {self.prompt_tokens}")
+        if self.requested_new_tokens < 1:
+            raise ValueError(f"requested_new_tokens must be >= 1, got {self.requested_new_tokens}")
+        if not self.token_ns:
+            raise ValueError("a Generation needs at least one token timestamp, got none")
+        if self.token_ns[0] < self.submit_ns:
+            raise ValueError(
+                f"first token at {self.token_ns[0]} ns precedes submission at {self.submit_ns} ns"
+            )
+        if any(b < a for a, b in zip(self.token_ns, self.token_ns[1:])):
+            raise ValueError("token timestamps must be non-decreasing")
+        if self.stop_reason not in STOP_REASONS:
+            raise ValueError(f"stop_reason {self.stop_reason!r} is not one of {STOP_REASONS}")
+
+    @property
+    def new_tokens(self) -> int:
+        """How many tokens were actually generated (may be fewer than requested)."""
+        return len(self.token_ns)
+
+    @property
+    def complete(self) -> bool:
+        """True when the engine produced every requested token."""
+        return self.new_tokens == self.requested_new_tokens
+
+    @cached_property
+    def latency_ms(self) -> float:
+        """Submit to last generated token."""
+        return (self.token_ns[-1] - self.submit_ns) / 1e6
+
+    @cached_property
+    def ttft_ms(self) -> float:
+        """Submit to first generated token (prefill plus first sample)."""
+        return (self.token_ns[0] - self.submit_ns) / 1e6
+
+    @cached_property
+    def tpot_ms(self) -> float | None:
+        """Mean time per output token after the first; None with a single token."""
+        if self.new_tokens < 2:
+            return None
+        return (self.token_ns[-1] - self.token_ns[0]) / 1e6 / (self.new_tokens - 1)
+
+    @cached_property
+    def decode_tps(self) -> float | None:
+        """Decode tokens per second, 1000 / TPOT; None when TPOT is undefined or zero."""
+        tpot = self.tpot_ms
+        return None if not tpot else 1000.0 / tpot
+
+    @cached_property
+    def prefill_tps(self) -> float | None:
+        """Prompt tokens per second of TTFT; None when TTFT is zero."""
+        return None if self.ttft_ms == 0 else self.prompt_tokens / (self.ttft_ms / 1000.0)
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What ran: engine name, execution provider, runtime versions and the model's identity."""
+
+    engine: str
+    provider: str
+    versions: Mapping[str, str]
+    model_id: str
+    model_sha256: str
+    details: Mapping[str, str] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """The part of a tokenizer prompts need."""
+
+    def encode(self, text: str) -> Sequence[int]: ...
+
+    def decode(self, ids: Sequence[int]) -> str: ...
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A runtime that loads a model once, then generates on demand.
+
+    ``load`` may take seconds (the suite times it); ``generate`` must produce
+    exactly ``max_new_tokens`` tokens where the runtime can force it, and otherwise
+    report the real count and ``stop_reason`` in the Generation.
+    """
+
+    @property
+    def info(self) -> EngineInfo: ...
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    def load(self) -> None: ...
+
+    def generate(self, prompt: str, max_new_tokens: int) -> Generation: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """What the suite passes to an engine factory."""
+
+    model: str
+    provider: str = "cpu"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+EngineFactory = Callable[[EngineOptions], Engine]
+
+# Built-in engines are named by "module:function" so their heavy runtimes are imported
+# only when that engine is chosen.
+_BUILTIN: dict[str, str] = {
+    "ort-genai": "npuperf.engines.ort_genai:create",
+}
+_REGISTERED: dict[str, EngineFactory] = {}
+
+
+def register_engine(name: str, factory: EngineFactory) -> None:
+    """Make ``factory`` available as ``--npuperf-engine name`` (e.g. from a conftest.py)."""
+    if not name or name != name.strip():
+        raise ValueError(f"engine name {name!r} must be non-empty without surrounding spaces")
+    _REGISTERED[name] = factory
+
+
+def known_engines() -> list[str]:
+    """Every engine name that can be created, sorted."""
+    return sorted(set(_BUILTIN) | set(_REGISTERED))
+
+
+def create_engine(name: str, options: EngineOptions) -> Engine:
+    """Create (not load) the engine registered as ``name``."""
+    if name in _REGISTERED:
+        return _REGISTERED[name](options)
+    target = _BUILTIN.get(name)
+    if target is None:
+        raise UnknownEngineError(
+            f"unknown engine {name!r}; known engines: {', '.join(known_engines())}"
+        )
+    module_name, func_name = target.split(":")
+    factory: EngineFactory = getattr(importlib.import_module(module_name), func_name)
+    return factory(options)

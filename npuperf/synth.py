@@ -1,0 +1,191 @@
+"""Synthetic "shape twin" models: real Qwen2 architecture, random weights, fixed seed.
+
+``python -m npuperf.synth tiny`` rebuilds the embedded default model in models/tiny-qwen2:
+
+1. a byte-level BPE tokenizer trained on the fixed bilingual corpus (npuperf/data/corpus.txt);
+2. ``Qwen2ForCausalLM(config)`` with seeded random weights, written with ``save_pretrained``;
+3. onnxruntime-genai's model builder, int4 for the CPU provider.
+
+Needs the synth requirements (requirements-synth.txt: torch==2.13.0, transformers, ...).
+The generated folder is committed, so running the suite never needs torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+CORPUS = Path(__file__).parent / "data" / "corpus.txt"
+SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
+MANIFEST = "npuperf_model.json"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides a synthetic model's shape and bytes."""
+
+    name: str
+    vocab_target: int
+    hidden_size: int
+    intermediate_size: int
+    layers: int
+    heads: int
+    kv_heads: int
+    context: int
+    seed: int
+    precision: str = "int4"
+
+
+# 4 layers x hidden 256 is FIELD.md's measured shape: a few MB int4 and well under a
+# millisecond per token on a 2-core machine, so the whole grid runs in seconds.
+RECIPES = {
+    "tiny": Recipe(
+        name="tiny-qwen2",
+        vocab_target=2048,
+        hidden_size=256,
+        intermediate_size=704,
+        layers=4,
+        heads=4,
+        kv_heads=2,
+        context=2048,
+        seed=20261125,
+    ),
+}
+
+
+class SynthError(RuntimeError):
+    """A synthetic model could not be built; the message says which step failed."""
+
+
+def _train_tokenizer(recipe: Recipe, out: Path) -> int:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    lines = [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=recipe.vocab_target,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(lines, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token=SPECIAL_TOKENS[0],
+        pad_token=SPECIAL_TOKENS[0],
+        unk_token=SPECIAL_TOKENS[0],
+        model_max_length=recipe.context,
+    )
+    fast.save_pretrained(str(out))
+    return len(tok.get_vocab())
+
+
+def _save_random_qwen2(recipe: Recipe, vocab_size: int, out: Path) -> None:
+    import torch
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(recipe.seed)
+    config = Qwen2Config(
+        vocab_size=vocab_size,
+        hidden_size=recipe.hidden_size,
+        intermediate_size=recipe.intermediate_size,
+        num_hidden_layers=recipe.layers,
+        num_attention_heads=recipe.heads,
+        num_key_value_heads=recipe.kv_heads,
+        max_position_embeddings=recipe.context,
+        bos_token_id=0,
+        eos_token_id=0,
+        tie_word_embeddings=False,
+    )
+    Qwen2ForCausalLM(config).eval().save_pretrained(str(out))
+
+
+def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path) -> None:
+    cmd = [
+        sys.executable, "-m", "onnxruntime_genai.models.builder",
+        "-i", str(hf), "-o", str(out), "-p", recipe.precision, "-e", "cpu", "-c", str(cache),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        raise SynthError(f"onnxruntime-genai model builder failed (exit {proc.returncode}):\n{tail}")
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {}
+    for pkg in ("torch", "transformers", "tokenizers", "onnxruntime-genai", "onnxruntime"):
+        try:
+            found[pkg] = version(pkg)
+        except PackageNotFoundError:
+            found[pkg] = "missing"
+    return found
+
+
+def build(recipe: Recipe, out: Path, *, force: bool = False, log=print) -> Path:  # type: ignore[no-untyped-def]
+    """Build ``recipe`` into ``out`` atomically: nothing is replaced unless the build succeeds."""
+    if out.exists() and not force:
+        raise SynthError(f"{str(out)!r} already exists; pass --force to replace it")
+    try:
+        import tokenizers  # noqa: F401
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+    except ImportError as exc:
+        raise SynthError(
+            f"synthetic models need the synth requirements ({exc}); "
+            "install them with: pip install -r requirements-synth.txt"
+        ) from exc
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="npuperf-synth-", dir=out.parent) as tmp:
+        work = Path(tmp)
+        hf, built = work / "hf", work / "onnx"
+        log(f"[1/3] training byte-level BPE tokenizer on {CORPUS.name} (target vocab {recipe.vocab_target})")
+        vocab = _train_tokenizer(recipe, hf)
+        log(f"[2/3] saving random Qwen2 weights (seed {recipe.seed}, {recipe.layers} layers, vocab {vocab})")
+        _save_random_qwen2(recipe, vocab, hf)
+        log(f"[3/3] onnxruntime-genai model builder: {recipe.precision}, cpu")
+        _run_builder(recipe, hf, built, work / "cache")
+        manifest = {
+            "recipe": asdict(recipe),
+            "vocab_size": vocab,
+            "corpus": CORPUS.name,
+            "weights": "random (synthetic shape twin; outputs are meaningless text)",
+            "built_with": _versions(),
+        }
+        (built / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if out.exists():
+            old = work / "old"
+            out.rename(old)
+        built.rename(out)
+    log(f"done: {out} ({sum(p.stat().st_size for p in out.iterdir()) / 1e6:.1f} MB)")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m npuperf.synth", description=__doc__.splitlines()[0])
+    parser.add_argument("recipe", choices=sorted(RECIPES), help="which synthetic model to build")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default: models/<name>)")
+    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    args = parser.parse_args(argv)
+    recipe = RECIPES[args.recipe]
+    out = args.out if args.out is not None else Path("models") / recipe.name
+    try:
+        build(recipe, out, force=args.force)
+    except SynthError as exc:
+        print(f"npuperf.synth: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
