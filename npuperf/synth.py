@@ -120,6 +120,21 @@ def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path) -> None:
         raise SynthError(f"onnxruntime-genai model builder failed (exit {proc.returncode}):\n{tail}")
 
 
+def _pin_threads(config: Path) -> None:
+    """One intra-op and one inter-op thread.
+
+    The embedded model runs on shared 2-core CI machines; with ONNX Runtime's default
+    (one thread per core) the two workers contend with everything else on the box and
+    the same code measured in two processes differed by up to 24% per case, against up
+    to 8% with one thread (5 processes x 12 cases, see docs/noise.md).
+    """
+    doc = json.loads(config.read_text(encoding="utf-8"))
+    options = doc["model"]["decoder"].setdefault("session_options", {})
+    options["intra_op_num_threads"] = 1
+    options["inter_op_num_threads"] = 1
+    config.write_text(json.dumps(doc, indent=4) + "\n", encoding="utf-8")
+
+
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -155,6 +170,7 @@ def build(recipe: Recipe, out: Path, *, force: bool = False, log=print) -> Path:
         _save_random_qwen2(recipe, vocab, hf)
         log(f"[3/3] onnxruntime-genai model builder: {recipe.precision}, cpu")
         _run_builder(recipe, hf, built, work / "cache")
+        _pin_threads(built / "genai_config.json")
         manifest = {
             "recipe": asdict(recipe),
             "vocab_size": vocab,

@@ -1,0 +1,173 @@
+"""Running cases on a loaded engine: load and warm once, then R repetitions per case.
+
+Plain functions over an Engine, so the session fixtures in plugin.py stay thin and
+this logic is testable without pytest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+from npuperf.engines.base import Engine, EngineError, Generation
+from npuperf.prompts import Prompt
+from npuperf.stats import Summary
+
+# runner(fn, rounds) calls fn ``rounds`` times; pytest-benchmark's pedantic mode is one.
+Runner = Callable[[Callable[[], None], int], None]
+
+METRICS = ("latency_ms", "ttft_ms", "tpot_ms")
+
+
+def loop_runner(fn: Callable[[], None], rounds: int) -> None:
+    for _ in range(rounds):
+        fn()
+
+
+@dataclass(frozen=True)
+class Case:
+    """One workload: a prompt and a token budget."""
+
+    new_tokens: int
+    prompt: Prompt
+    sampling: str = "greedy"
+
+    @property
+    def id(self) -> str:
+        """Stable id used in test names, baselines and budget overrides, e.g. ``t32-p64``."""
+        if self.prompt.name == f"corpus-{self.prompt.tokens}":
+            return f"t{self.new_tokens}-p{self.prompt.tokens}"
+        return f"t{self.new_tokens}-{self.prompt.name}"
+
+    @property
+    def label(self) -> str:
+        """Human wording, e.g. ``32 tokens / 64-token prompt``."""
+        return f"{self.new_tokens} tokens / {self.prompt.tokens}-token prompt"
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """All measured generations of one case, with per-metric summaries."""
+
+    case: Case
+    generations: tuple[Generation, ...]
+
+    def __post_init__(self) -> None:
+        if not self.generations:
+            raise ValueError(f"case {self.case.id}: no generations were measured")
+
+    def samples(self, metric: str) -> tuple[float, ...]:
+        """Per-repetition values of ``metric`` (one of METRICS); TPOT skips 1-token runs."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        values = (getattr(g, metric) for g in self.generations)
+        return tuple(v for v in values if v is not None)
+
+    @cached_property
+    def latency(self) -> Summary:
+        return Summary.of(self.samples("latency_ms"))
+
+    @cached_property
+    def ttft(self) -> Summary:
+        return Summary.of(self.samples("ttft_ms"))
+
+    @cached_property
+    def tpot(self) -> Summary | None:
+        values = self.samples("tpot_ms")
+        return Summary.of(values) if values else None
+
+    @cached_property
+    def decode_tps(self) -> float | None:
+        """Decode rate at the median TPOT."""
+        return None if self.tpot is None or self.tpot.median == 0 else 1000.0 / self.tpot.median
+
+    @cached_property
+    def prefill_tps(self) -> float | None:
+        """Prefill rate at the median TTFT."""
+        return None if self.ttft.median == 0 else self.case.prompt.tokens / (self.ttft.median / 1000)
+
+    @cached_property
+    def tokens_generated(self) -> tuple[int, int]:
+        """(fewest, most) new tokens over the repetitions."""
+        counts = [g.new_tokens for g in self.generations]
+        return min(counts), max(counts)
+
+    @property
+    def stopped_early(self) -> int:
+        """How many repetitions ended before the budget (EOS or stop sequence)."""
+        return sum(1 for g in self.generations if not g.complete)
+
+
+def measure_case(engine: Engine, case: Case, repetitions: int, runner: Runner = loop_runner) -> CaseResult:
+    """Run ``case`` ``repetitions`` times through ``runner`` and keep every Generation."""
+    if repetitions < 1:
+        raise ValueError(f"repetitions must be >= 1, got {repetitions}")
+    generations: list[Generation] = []
+
+    def once() -> None:
+        generations.append(_checked(engine.generate(case.prompt.text, case.new_tokens), case))
+
+    runner(once, repetitions)
+    # A disabled pytest-benchmark runs the function only once; finish the repetitions here.
+    loop_runner(once, repetitions - len(generations))
+    return CaseResult(case=case, generations=tuple(generations))
+
+
+def _checked(gen: Generation, case: Case) -> Generation:
+    if gen.prompt_tokens != case.prompt.tokens:
+        raise EngineError(
+            f"{case.label}: engine saw {gen.prompt_tokens} prompt tokens, the case has {case.prompt.tokens}; "
+            "the prompt was made for another tokenizer"
+        )
+    if gen.new_tokens > case.new_tokens:
+        raise EngineError(f"{case.label}: engine produced {gen.new_tokens} tokens, over the budget")
+    return gen
+
+
+@dataclass(frozen=True)
+class WarmEngine:
+    """A loaded engine with its load time, its cold first call and its warm-up calls."""
+
+    engine: Engine
+    load_s: float
+    cold: Generation
+    warmup: tuple[Generation, ...]
+
+    @property
+    def warm_latency_ms(self) -> float | None:
+        """Median latency of the warm-up calls made with the cold call's prompt and budget."""
+        same = [g.latency_ms for g in self.warmup if g.prompt_tokens == self.cold.prompt_tokens
+                and g.requested_new_tokens == self.cold.requested_new_tokens]
+        return Summary.of(same).median if same else None
+
+
+def load_and_warm(
+    engine: Engine,
+    prompts: Callable[[Engine], Sequence[Prompt]],
+    new_tokens: int,
+    warmup: int,
+    clock: Callable[[], float] = time.perf_counter,
+    progress: Callable[[str], None] = lambda _msg: None,
+) -> WarmEngine:
+    """Load once (timed), make the first call separately (the cold call), then warm up.
+
+    ``prompts(engine)`` is asked after loading (prompts need the engine's tokenizer);
+    the cold call uses the first prompt, and the warm-up cycles through all of them so
+    every prompt shape has run once before any measured case.
+    """
+    if warmup < 0:
+        raise ValueError(f"warmup must be >= 0, got {warmup}")
+    progress("loading model")
+    start = clock()
+    engine.load()
+    load_s = clock() - start
+    shapes = list(prompts(engine))
+    if not shapes:
+        raise ValueError("load_and_warm needs at least one prompt")
+    progress(f"loaded in {load_s:.2f} s; cold first call")
+    cold = engine.generate(shapes[0].text, new_tokens)
+    progress(f"warming up ({warmup} calls)")
+    warm = tuple(engine.generate(shapes[i % len(shapes)].text, new_tokens) for i in range(warmup))
+    return WarmEngine(engine=engine, load_s=load_s, cold=cold, warmup=warm)

@@ -1,0 +1,487 @@
+"""pytest glue: options, session fixtures, parametrization, reporting hooks.
+
+Loaded with ``-p npuperf.plugin`` (the repository's pytest.ini does it). Everything it
+decides comes from the pure modules; this module only wires them to pytest.
+"""
+
+from __future__ import annotations
+
+import datetime
+import subprocess
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from npuperf import __version__, atomic, baselines, device
+from npuperf.engines.base import (
+    Engine,
+    EngineError,
+    EngineOptions,
+    EngineUnavailable,
+    UnknownEngineError,
+    create_engine,
+    known_engines,
+)
+from npuperf.measure import Case, CaseResult, WarmEngine, load_and_warm, measure_case
+from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
+from npuperf.report import CaseRecord, row_values
+from npuperf.report import html as html_report
+from npuperf.report import results_json, terminal
+from npuperf.settings import OPTIONS, Option, Settings, SettingsError, resolve
+from npuperf.verdict import Check, Outcome, circuit_breaker, evaluate_case, load_budget
+
+
+class NoBaselineWarning(UserWarning):
+    """A case ran without an accepted baseline to compare against."""
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """A case before the engine is loaded: a budget and a prompt length or team prompt."""
+
+    new_tokens: int
+    prompt_tokens: int | None = None
+    team_prompt: str | None = None
+
+    @property
+    def id(self) -> str:
+        if self.team_prompt is not None:
+            return f"t{self.new_tokens}-{self.team_prompt}"
+        return f"t{self.new_tokens}-p{self.prompt_tokens}"
+
+
+def case_specs(settings: Settings) -> list[CaseSpec]:
+    """The grid: token budgets x prompt lengths, then token budgets x team prompts."""
+    specs = [CaseSpec(n, prompt_tokens=p) for n in settings.token_budgets for p in settings.prompt_lengths]
+    specs += [CaseSpec(n, team_prompt=name) for n in settings.token_budgets for name in settings.team_prompts]
+    return specs
+
+
+def benchmark_runner(benchmark: Any) -> Callable[[Callable[[], None], int], None]:
+    """Adapt pytest-benchmark's pedantic mode to measure.Runner (one call per round)."""
+
+    def run(fn: Callable[[], None], rounds: int) -> None:
+        benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+
+    return run
+
+
+def git_commit(root: Path) -> str:
+    try:
+        proc = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return proc.stdout.strip() if proc.returncode == 0 else "unknown"
+
+
+@dataclass
+class PerfSession:
+    """The run's state, stored in ``config.stash`` and registered as a plugin for its hooks."""
+
+    config: pytest.Config
+    settings: Settings
+    records: list[CaseRecord] = field(default_factory=list)
+    backend_checks: list[Check] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    _warm: WarmEngine | None = None
+    _warm_error: BaseException | None = None
+    _lookup: baselines.Lookup | None = None
+    _key: baselines.BaselineKey | None = None
+    _prompts: dict[str, Prompt] = field(default_factory=dict)
+
+    # ----- paths and identity ------------------------------------------------------------
+    @property
+    def root(self) -> Path:
+        return self.config.rootpath
+
+    def _path(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def is_worker(self) -> bool:
+        return hasattr(self.config, "workerinput")
+
+    def _progress(self, message: str) -> None:
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        capture = self.config.pluginmanager.get_plugin("capturemanager")
+        if reporter is None:
+            return
+        if capture is not None:
+            with capture.global_and_fixture_disabled():
+                reporter.write_line(f"npuperf: {message}")
+        else:
+            reporter.write_line(f"npuperf: {message}")
+
+    # ----- engine ------------------------------------------------------------------------
+    def _make_engine(self) -> Engine:
+        s = self.settings
+        model = str(self._path(s.model)) if s.model else ""
+        return create_engine(s.engine, EngineOptions(model=model, provider=s.provider))
+
+    def prompt(self, engine: Engine, spec: CaseSpec) -> Prompt:
+        key = spec.team_prompt or f"p{spec.prompt_tokens}"
+        if key not in self._prompts:
+            if spec.team_prompt is not None:
+                self._prompts[key] = team_prompt(engine.tokenizer, spec.team_prompt)
+            else:
+                assert spec.prompt_tokens is not None
+                self._prompts[key] = corpus_prompt(engine.tokenizer, spec.prompt_tokens)
+        return self._prompts[key]
+
+    def warm_engine(self) -> WarmEngine:
+        """Load and warm the engine once per session; later calls get the same engine or error."""
+        if self._warm is not None:
+            return self._warm
+        if self._warm_error is not None:
+            raise self._warm_error
+        s = self.settings
+        shapes = [CaseSpec(min(s.token_budgets), prompt_tokens=p) for p in sorted(s.prompt_lengths)]
+        try:
+            engine = self._make_engine()
+            self._warm = load_and_warm(
+                engine,
+                lambda e: [self.prompt(e, spec) for spec in shapes],
+                new_tokens=min(s.token_budgets),
+                warmup=s.warmup,
+                progress=self._progress,
+            )
+        except EngineUnavailable as exc:
+            self._warm_error = pytest.skip.Exception(str(exc), _use_item_location=True)
+            raise self._warm_error from exc
+        except (EngineError, PromptError, OSError, ValueError) as exc:
+            self._warm_error = pytest.fail.Exception(
+                f"engine {s.engine!r} with model {s.model!r}: {exc}", pytrace=False
+            )
+            raise self._warm_error from exc
+        self._describe(self._warm)
+        return self._warm
+
+    def close(self) -> None:
+        if self._warm is not None:
+            self._warm.engine.close()
+
+    def _describe(self, warm: WarmEngine) -> None:
+        info = warm.engine.info
+        env = self.environment(warm)
+        try:
+            from pytest_metadata.plugin import metadata_key
+        except ImportError:
+            return
+        self.config.stash.setdefault(metadata_key, {}).update(env)
+
+    def environment(self, warm: WarmEngine | None = None) -> dict[str, str]:
+        dev = device.fingerprint()
+        env = {
+            "npuperf": __version__,
+            "Device": f"{dev['cpu']} ({dev['os']} {dev['arch']}, {dev['cores']} cores)",
+            "Commit": git_commit(self.root),
+        }
+        warm = warm or self._warm
+        if warm is not None:
+            info = warm.engine.info
+            env.update(
+                {
+                    "Engine": info.engine,
+                    "Provider": info.provider,
+                    "Model": info.model_id,
+                    "Model sha256": info.model_sha256[:16],
+                    "Runtime versions": ", ".join(f"{k} {v}" for k, v in sorted(info.versions.items())),
+                }
+            )
+            env.update({f"Engine {k}": v for k, v in info.details.items()})
+        return env
+
+    # ----- baselines ---------------------------------------------------------------------
+    def baseline_key(self, warm: WarmEngine) -> baselines.BaselineKey:
+        info = warm.engine.info
+        return baselines.BaselineKey(
+            device=device.fingerprint(),
+            engine=info.engine,
+            provider=info.provider,
+            versions=dict(info.versions),
+            model_id=info.model_id,
+            model_sha256=info.model_sha256,
+        )
+
+    def baseline(self, warm: WarmEngine) -> baselines.Lookup:
+        """The accepted baseline file for this device, engine and model (looked up once)."""
+        if self._lookup is None:
+            self._key = self.baseline_key(warm)
+            try:
+                self._lookup = baselines.find(self._path(self.settings.baselines_dir), self._key)
+            except baselines.BaselineError as exc:
+                pytest.fail(f"baseline: {exc}", pytrace=False)
+            if self._lookup.file is None:
+                self.notes.append(f"no accepted baseline at {self._lookup.path}")
+                self.notes.extend(f"  near miss: {m}" for m in self._lookup.near_misses)
+        return self._lookup
+
+    # ----- cases -------------------------------------------------------------------------
+    def case(self, warm: WarmEngine, spec: CaseSpec) -> Case:
+        try:
+            return Case(new_tokens=spec.new_tokens, prompt=self.prompt(warm.engine, spec))
+        except PromptError as exc:
+            pytest.fail(f"case {spec.id}: {exc}", pytrace=False)
+
+    def measure(self, warm: WarmEngine, case: Case, benchmark: Any) -> CaseResult:
+        benchmark.group = f"{case.new_tokens} new tokens"
+        try:
+            result = measure_case(warm.engine, case, self.settings.repetitions, benchmark_runner(benchmark))
+        except EngineError as exc:
+            pytest.fail(f"{case.label}: {exc}", pytrace=False)
+        benchmark.extra_info.update(
+            {
+                "npuperf_case": case.id,
+                "median_latency_ms": result.latency.median,
+                "median_ttft_ms": result.ttft.median,
+                "median_tpot_ms": None if result.tpot is None else result.tpot.median,
+            }
+        )
+        return result
+
+    def verify(self, result: CaseResult, lookup: baselines.Lookup, node: pytest.Item) -> CaseRecord:
+        """Decide every check of a case, record it for the reports, fail the test on a failure."""
+        s = self.settings
+        case = result.case
+        base = lookup.file.cases.get(case.id) if lookup.file is not None else None
+        if base is not None and (base.prompt_tokens, base.new_tokens) != (case.prompt.tokens, case.new_tokens):
+            pytest.fail(
+                f"{case.label}: baseline entry {case.id} in {lookup.path} is for "
+                f"{base.new_tokens} tokens / {base.prompt_tokens}-token prompt; re-record with --update-baselines",
+                pytrace=False,
+            )
+        verdict = evaluate_case(
+            case.label,
+            result.samples("latency_ms"),
+            budget_ms=s.budget_for(case.id),
+            breaker_ms=s.breaker_ms,
+            baseline_latency_ms=None if base is None else base.samples["latency_ms"],
+            tolerance=s.tolerance,
+            require_baseline=s.require_baseline,
+            enforce_regression=not s.update_baselines,
+        )
+        record = CaseRecord(result=result, verdict=verdict, budget_ms=s.budget_for(case.id))
+        self.records.append(record)
+        node.user_properties.append(("npuperf", row_values(record)))
+        if base is None and not s.require_baseline:
+            warnings.warn(
+                NoBaselineWarning(
+                    f"no accepted baseline in {lookup.path.name}; these cases were not compared "
+                    "(record one with --update-baselines)"
+                ),
+                stacklevel=2,
+            )
+        if result.stopped_early:
+            self.notes.append(f"{case.id}: {result.stopped_early} repetition(s) stopped before the budget")
+        if verdict.failures:
+            pytest.fail("\n".join(c.message for c in verdict.failures), pytrace=False)
+        return record
+
+    # ----- backend checks ----------------------------------------------------------------
+    def check_load(self, warm: WarmEngine) -> Check:
+        check = load_budget(warm.load_s, self.settings.load_budget_s)
+        self.backend_checks.append(check)
+        if check.failed:
+            pytest.fail(check.message, pytrace=False)
+        return check
+
+    def check_cold_call(self, warm: WarmEngine) -> Check:
+        cold = warm.cold
+        label = f"cold first call ({cold.requested_new_tokens} tokens / {cold.prompt_tokens}-token prompt)"
+        check = circuit_breaker(label, cold.latency_ms, self.settings.breaker_ms)
+        warm_ms = warm.warm_latency_ms
+        if warm_ms:
+            check = _with_message(
+                check, f"{check.message}; warm median {warm_ms:.1f} ms (cold is x{cold.latency_ms / warm_ms:.1f})"
+            )
+        self.backend_checks.append(check)
+        if check.failed:
+            pytest.fail(check.message, pytrace=False)
+        return check
+
+    # ----- hooks -------------------------------------------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        if self.settings.engine not in known_engines():
+            raise pytest.UsageError(
+                f"--engine: unknown engine {self.settings.engine!r}; known engines: {', '.join(known_engines())}"
+            )
+        unknown = sorted(set(self.settings.budget_overrides) - {s.id for s in case_specs(self.settings)})
+        if unknown:
+            known = ", ".join(s.id for s in case_specs(self.settings))
+            raise pytest.UsageError(
+                f"--budgets-file: {self.settings.budgets_file!r} names unknown case(s) {', '.join(unknown)}; "
+                f"cases in this run: {known}"
+            )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.records and not self.backend_checks:
+            return
+        tr = terminalreporter
+        tr.write_sep("=", "npuperf latency summary")
+        if self._warm is not None:
+            info = self._warm.engine.info
+            tr.write_line(
+                f"engine {info.engine} ({info.provider}), model {info.model_id} "
+                f"[{info.model_sha256[:12]}], load {self._warm.load_s:.2f} s, "
+                f"cold first call {self._warm.cold.latency_ms:.1f} ms"
+            )
+        for check in self.backend_checks:
+            tr.write_line(f"{check.outcome.value.upper():>12}  {check.message}")
+        if self.records:
+            for line in terminal.case_table(self.records):
+                tr.write_line(line)
+        inconclusive = [r for r in self.records if r.verdict.outcome is Outcome.INCONCLUSIVE]
+        for rec in inconclusive:
+            reg = rec.verdict.regression
+            tr.write_line(f"INCONCLUSIVE  {reg.message if reg else rec.case_id}", yellow=True)
+        for note in self.notes:
+            tr.write_line(note)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.is_worker:
+            return
+        if self.settings.results_json and (self.records or self.backend_checks):
+            self._write_results()
+        if self.settings.update_baselines and self.records:
+            try:
+                self._write_baselines()
+            except baselines.BaselineError as exc:
+                self.notes.append(f"baselines NOT written: {exc}")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self.close()
+
+    def _write_results(self) -> None:
+        warm = self._warm
+        session_info: dict[str, Any] = {
+            "backend_checks": [
+                {"name": c.name, "outcome": c.outcome.value, "value": c.value, "limit": c.limit, "message": c.message}
+                for c in self.backend_checks
+            ],
+        }
+        if warm is not None:
+            session_info.update(
+                load_s=warm.load_s,
+                cold=results_json.generation_entry(warm.cold),
+                warm_latency_ms=warm.warm_latency_ms,
+            )
+        path = self._path(self.settings.results_json)
+        atomic.write_text(
+            path,
+            results_json.document(
+                environment=self.environment(),
+                settings={k: v for k, v in asdict(self.settings).items()},
+                session=session_info,
+                records=self.records,
+                created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            ),
+        )
+        self.notes.append(f"results JSON: {path}")
+
+    def _write_baselines(self) -> None:
+        assert self._lookup is not None and self._key is not None
+        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        commit = git_commit(self.root)
+        new_cases = {
+            rec.case_id: baselines.CaseBaseline(
+                case_id=rec.case_id,
+                prompt=rec.result.case.prompt.name,
+                prompt_tokens=rec.result.case.prompt.tokens,
+                new_tokens=rec.result.case.new_tokens,
+                sampling=rec.result.case.sampling,
+                samples={m: rec.result.samples(m) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
+                recorded_at=stamp,
+                commit=commit,
+            )
+            for rec in self.records
+        }
+        current = self._lookup.file or baselines.BaselineFile(key=self._key)
+        baselines.save(self._lookup.path, current.merged(new_cases))
+        kept = len(current.cases.keys() - new_cases.keys())
+        self.notes.append(
+            f"baselines written: {len(new_cases)} case(s) to {self._lookup.path}"
+            + (f" ({kept} other case(s) kept)" if kept else "")
+        )
+
+
+def _with_message(check: Check, message: str) -> Check:
+    from dataclasses import replace
+
+    return replace(check, message=message)
+
+
+class HtmlHooks:
+    """pytest-html hooks; registered only when pytest-html is active (its hook specs exist)."""
+
+    def __init__(self, perf: PerfSession) -> None:
+        self.perf = perf
+
+    def pytest_html_report_title(self, report: Any) -> None:
+        report.title = "npuperf latency report"
+
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        cells.extend(html_report.header_cells())
+
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        values = next((v for k, v in report.user_properties if k == "npuperf"), None)
+        cells.extend(html_report.row_cells(values))
+
+    def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
+        notes = [c.message for c in self.perf.backend_checks] + self.perf.notes
+        prefix.append(html_report.summary(self.perf.records, notes))
+
+
+SESSION = pytest.StashKey[PerfSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("npuperf", "npuperf latency regression suite")
+    for opt in OPTIONS:
+        helptext = f"{opt.help} (ini: {opt.ini}; default: {opt.default or 'none'})"
+        if opt.kind == "flag":
+            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=helptext)
+            parser.addini(opt.ini, opt.help, type="bool", default=opt.default == "true")
+        else:
+            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=helptext)
+            parser.addini(opt.ini, opt.help, default=opt.default)
+
+
+def _raw(config: pytest.Config, opt: Option) -> str:
+    value = config.getoption(opt.dest)
+    if value is None:
+        value = config.getini(opt.ini)
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "npuperf: a latency case of the npuperf suite")
+    try:
+        settings = resolve(lambda opt: _raw(config, opt), config.rootpath)
+    except SettingsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    perf = PerfSession(config=config, settings=settings)
+    config.stash[SESSION] = perf
+    config.pluginmanager.register(perf, "npuperf-session")
+    if config.pluginmanager.hasplugin("html"):
+        config.pluginmanager.register(HtmlHooks(perf), "npuperf-html")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "npuperf_case" in metafunc.fixturenames:
+        specs = case_specs(metafunc.config.stash[SESSION].settings)
+        metafunc.parametrize("npuperf_case", specs, ids=[s.id for s in specs])
+
+
+@pytest.fixture(scope="session")
+def npuperf_session(pytestconfig: pytest.Config) -> PerfSession:
+    """The run's PerfSession: settings, engine, baselines and collected records."""
+    return pytestconfig.stash[SESSION]

@@ -1,0 +1,53 @@
+"""Presenting results: terminal lines, pytest-html cells and charts, JSON. Decides nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from npuperf.measure import CaseResult
+from npuperf.verdict import CaseVerdict, Outcome
+
+
+@dataclass(frozen=True)
+class CaseRecord:
+    """A measured case with its verdict: what every report renders."""
+
+    result: CaseResult
+    verdict: CaseVerdict
+    budget_ms: float
+
+    @property
+    def case_id(self) -> str:
+        return self.result.case.id
+
+
+def fmt_ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def fmt_rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
+
+
+def baseline_delta(record: CaseRecord) -> str:
+    reg = record.verdict.regression
+    if reg is None or reg.outcome is Outcome.NO_BASELINE:
+        return "no baseline"
+    return f"{(reg.ratio - 1) * 100:+.1f}%"
+
+
+def row_values(record: CaseRecord) -> dict[str, str]:
+    """The formatted figures of one case, keyed by column."""
+    r = record.result
+    return {
+        "median": fmt_ms(r.latency.median),
+        "p90": fmt_ms(r.latency.p90),
+        "max": fmt_ms(r.latency.max),
+        "ttft": fmt_ms(r.ttft.median),
+        "tpot": fmt_ms(None if r.tpot is None else r.tpot.median),
+        "decode": fmt_rate(r.decode_tps),
+        "prefill": fmt_rate(r.prefill_tps),
+        "budget": f"{record.budget_ms:g}",
+        "delta": baseline_delta(record),
+        "verdict": record.verdict.outcome.value,
+    }

@@ -1,0 +1,98 @@
+"""pytest-html extras: result-table cells and the summary chart, from jinja2 templates.
+
+Templates autoescape, so a case id or message can never inject markup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import jinja2
+import markupsafe
+
+from npuperf.report import CaseRecord, row_values
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("npuperf.report", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+COLUMNS = (
+    ("median", "Median ms"),
+    ("p90", "p90 ms"),
+    ("ttft", "TTFT ms"),
+    ("tpot", "TPOT ms"),
+    ("decode", "Decode tok/s"),
+    ("delta", "vs baseline"),
+    ("verdict", "Verdict"),
+)
+
+
+def header_cells() -> list[str]:
+    return [_ENV.get_template("header_cell.html.j2").render(key=k, title=t) for k, t in COLUMNS]
+
+
+def row_cells(values: Mapping[str, str] | None) -> list[str]:
+    """Cells for one result row; a test without measurements gets empty cells."""
+    tpl = _ENV.get_template("row_cell.html.j2")
+    return [tpl.render(key=k, value=(values or {}).get(k, "")) for k, _ in COLUMNS]
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    x: float
+    width: float
+    median_y: float
+    p90_y: float
+    baseline_y: float | None
+    budget_y: float
+    failed: bool
+    title: str
+
+
+def chart(records: Sequence[CaseRecord], height: float = 220.0, bar: float = 26.0, gap: float = 12.0) -> str:
+    """An inline SVG: median latency per case (bar), p90 (whisker), baseline (tick), budget (line)."""
+    if not records:
+        return ""
+    top = 1.15 * max(
+        max(r.result.latency.p90, r.verdict.regression.baseline_median if r.verdict.regression else 0.0)
+        for r in records
+    )
+
+    def y(value: float) -> float:
+        return height - min(value, top) / top * height
+
+    bars = []
+    for i, rec in enumerate(records):
+        reg = rec.verdict.regression
+        base = reg.baseline_median if reg is not None and reg.baseline_median else None
+        values = row_values(rec)
+        bars.append(
+            Bar(
+                label=rec.case_id,
+                x=gap + i * (bar + gap),
+                width=bar,
+                median_y=y(rec.result.latency.median),
+                p90_y=y(rec.result.latency.p90),
+                baseline_y=None if base is None else y(base),
+                budget_y=y(rec.budget_ms),
+                failed=bool(rec.verdict.failures),
+                title=(
+                    f"{rec.result.case.label}: median {values['median']} ms, p90 {values['p90']} ms, "
+                    f"budget {values['budget']} ms, vs baseline {values['delta']}"
+                ),
+            )
+        )
+    width = gap + len(records) * (bar + gap)
+    return _ENV.get_template("chart.svg.j2").render(bars=bars, width=width, height=height, top=top)
+
+
+def summary(records: Sequence[CaseRecord], notes: Sequence[str]) -> str:
+    """The block above the results table: notes, the chart and a legend."""
+    svg = markupsafe.Markup(chart(records))  # rendered by an autoescaping template above
+    return _ENV.get_template("summary.html.j2").render(chart=svg, notes=notes, count=len(records))

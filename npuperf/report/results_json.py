@@ -1,0 +1,77 @@
+"""The machine-readable results file (reports/perf-results.json): every sample and verdict."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from npuperf.engines.base import Generation
+from npuperf.report import CaseRecord
+
+SCHEMA = "npuperf.results/1"
+
+
+def _generation(gen: Generation) -> dict[str, Any]:
+    return {
+        "latency_ms": gen.latency_ms,
+        "ttft_ms": gen.ttft_ms,
+        "tpot_ms": gen.tpot_ms,
+        "prompt_tokens": gen.prompt_tokens,
+        "new_tokens": gen.new_tokens,
+        "requested_new_tokens": gen.requested_new_tokens,
+        "stop_reason": gen.stop_reason,
+        "clock": gen.clock,
+    }
+
+
+def case_entry(record: CaseRecord) -> dict[str, Any]:
+    r = record.result
+    return {
+        "id": record.case_id,
+        "label": r.case.label,
+        "prompt": r.case.prompt.name,
+        "prompt_tokens": r.case.prompt.tokens,
+        "new_tokens": r.case.new_tokens,
+        "sampling": r.case.sampling,
+        "tokens_generated": list(r.tokens_generated),
+        "stopped_early": r.stopped_early,
+        "samples": {m: list(r.samples(m)) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
+        "summary": {
+            "latency_ms": asdict(r.latency),
+            "ttft_ms": asdict(r.ttft),
+            "tpot_ms": None if r.tpot is None else asdict(r.tpot),
+            "decode_tps": r.decode_tps,
+            "prefill_tps": r.prefill_tps,
+        },
+        "budget_ms": record.budget_ms,
+        "outcome": record.verdict.outcome.value,
+        "checks": [
+            {"name": c.name, "outcome": c.outcome.value, "value": c.value, "limit": c.limit, "message": c.message}
+            for c in record.verdict.checks
+        ],
+    }
+
+
+def document(
+    *,
+    environment: Mapping[str, str],
+    settings: Mapping[str, Any],
+    session: Mapping[str, Any],
+    records: Sequence[CaseRecord],
+    created: str,
+) -> str:
+    doc = {
+        "schema": SCHEMA,
+        "created": created,
+        "environment": dict(environment),
+        "settings": dict(settings),
+        "session": dict(session),
+        "cases": [case_entry(r) for r in records],
+    }
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
+
+
+def generation_entry(gen: Generation) -> dict[str, Any]:
+    return _generation(gen)

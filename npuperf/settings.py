@@ -1,0 +1,215 @@
+"""The suite's settings: parsed and validated from command-line values and pytest.ini.
+
+Pure parsing: every error is a SettingsError whose message names the option, the value
+received and what is accepted. plugin.py turns it into a pytest usage error.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from npuperf.prompts import TEAM_PROMPTS
+
+
+class SettingsError(ValueError):
+    """An option has a value the suite cannot use."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its command-line flag, its pytest.ini key, default and help."""
+
+    flag: str
+    ini: str
+    default: str
+    help: str
+    kind: str = "string"  # "string" | "flag"
+
+    @property
+    def dest(self) -> str:
+        return "npuperf_" + self.flag.lstrip("-").replace("-", "_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--engine", "npuperf_engine", "ort-genai", "engine to measure (see --engine=list in the README)"),
+    Option("--model", "npuperf_model", "models/tiny-qwen2", "model path for the engine (relative to the rootdir)"),
+    Option("--provider", "npuperf_provider", "cpu", "execution provider of the engine, e.g. cpu"),
+    Option("--token-budgets", "npuperf_token_budgets", "8,16,32,64", "new-token budgets, comma list"),
+    Option("--prompt-lengths", "npuperf_prompt_lengths", "8,64,256", "prompt lengths in tokens, comma list"),
+    Option(
+        "--team-prompts", "npuperf_team_prompts", ",".join(TEAM_PROMPTS),
+        "literal team prompts to measure too, comma list, or 'none'",
+    ),
+    Option("--repetitions", "npuperf_repetitions", "10", "measured repetitions per case"),
+    Option("--warmup", "npuperf_warmup", "5", "warm-up generations after the cold first call"),
+    Option("--latency-budget-ms", "npuperf_latency_budget_ms", "500", "median latency budget per case (ms)"),
+    Option("--breaker-ms", "npuperf_breaker_ms", "2000", "circuit breaker: no single request may exceed this (ms)"),
+    Option("--load-budget-s", "npuperf_load_budget_s", "20", "model load budget (s)"),
+    Option("--budgets-file", "npuperf_budgets_file", "", "TOML file of per-case latency budgets (see README)"),
+    Option("--tolerance", "npuperf_tolerance", "0.10", "regression tolerance vs baseline, fraction (0.10 = 10%)"),
+    Option("--baselines-dir", "npuperf_baselines_dir", "baselines", "folder of accepted baselines"),
+    Option(
+        "--update-baselines", "npuperf_update_baselines", "false",
+        "after the run, write this run's samples as the accepted baselines", kind="flag",
+    ),
+    Option(
+        "--require-baseline", "npuperf_require_baseline", "false",
+        "fail a case that has no baseline for this device/engine/model (nightly)", kind="flag",
+    ),
+    Option("--results-json", "npuperf_results_json", "reports/perf-results.json", "JSON results file; '' for none"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    engine: str
+    model: str
+    provider: str
+    token_budgets: tuple[int, ...]
+    prompt_lengths: tuple[int, ...]
+    team_prompts: tuple[str, ...]
+    repetitions: int
+    warmup: int
+    latency_budget_ms: float
+    breaker_ms: float
+    load_budget_s: float
+    budget_overrides: Mapping[str, float] = field(default_factory=dict)
+    budgets_file: str = ""
+    tolerance: float = 0.10
+    baselines_dir: str = "baselines"
+    update_baselines: bool = False
+    require_baseline: bool = False
+    results_json: str = ""
+
+    def budget_for(self, case_id: str) -> float:
+        """The latency budget of one case: its override, else the global budget."""
+        return self.budget_overrides.get(case_id, self.latency_budget_ms)
+
+
+def _int_list(flag: str, raw: str, minimum: int = 1) -> tuple[int, ...]:
+    items = [p.strip() for p in raw.split(",") if p.strip()]
+    if not items:
+        raise SettingsError(f"{flag}: {raw!r} is empty; expected a comma list like 8,16,32")
+    out = []
+    for item in items:
+        try:
+            value = int(item)
+        except ValueError:
+            raise SettingsError(f"{flag}: {item!r} is not an integer; expected a comma list like 8,16,32") from None
+        if value < minimum:
+            raise SettingsError(f"{flag}: {value} is below {minimum}; expected integers >= {minimum}")
+        out.append(value)
+    if len(set(out)) != len(out):
+        raise SettingsError(f"{flag}: {raw!r} repeats a value; list each once")
+    return tuple(out)
+
+
+def _int(flag: str, raw: str, minimum: int) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{flag}: {raw!r} is not an integer; expected an integer >= {minimum}") from None
+    if value < minimum:
+        raise SettingsError(f"{flag}: {value} is below {minimum}; expected an integer >= {minimum}")
+    return value
+
+
+def _positive(flag: str, raw: str, unit: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{flag}: {raw!r} is not a number; expected a positive number of {unit}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{flag}: {raw!r} is not positive; expected a positive number of {unit}")
+    return value
+
+
+def _flag(flag: str, raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise SettingsError(f"{flag}: {raw!r} is not a boolean; expected true or false")
+
+
+def _team_prompts(flag: str, raw: str) -> tuple[str, ...]:
+    if raw.strip().lower() == "none":
+        return ()
+    names = tuple(p.strip() for p in raw.split(",") if p.strip())
+    unknown = [n for n in names if n not in TEAM_PROMPTS]
+    if unknown:
+        raise SettingsError(
+            f"{flag}: unknown prompt {unknown[0]!r}; expected 'none' or a comma list of {', '.join(TEAM_PROMPTS)}"
+        )
+    return names
+
+
+def load_budget_overrides(path: Path) -> dict[str, float]:
+    """Read per-case budgets: a TOML table ``[latency_ms]`` of case id -> milliseconds."""
+    flag = "--budgets-file"
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SettingsError(f"{flag}: cannot read {str(path)!r} ({exc.strerror})") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise SettingsError(f"{flag}: {str(path)!r} is not valid TOML ({exc})") from exc
+    extra = set(doc) - {"latency_ms"}
+    if extra:
+        raise SettingsError(f"{flag}: {str(path)!r} has unknown table(s) {sorted(extra)}; expected only [latency_ms]")
+    table = doc.get("latency_ms", {})
+    if not isinstance(table, dict):
+        raise SettingsError(f"{flag}: {str(path)!r}: latency_ms must be a table of case id = milliseconds")
+    out = {}
+    for case_id, value in table.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise SettingsError(
+                f"{flag}: {str(path)!r}: {case_id} = {value!r}; expected a positive number of milliseconds"
+            )
+        out[str(case_id)] = float(value)
+    return out
+
+
+def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
+    """Build Settings; ``get(option)`` returns the raw string (command line, else ini, else default)."""
+    raw: dict[str, Any] = {opt.dest.removeprefix("npuperf_"): get(opt) for opt in OPTIONS}
+    flags = {opt.dest.removeprefix("npuperf_"): opt.flag for opt in OPTIONS}
+    budgets_file = raw["budgets_file"].strip()
+    overrides = load_budget_overrides(rootdir / budgets_file) if budgets_file else {}
+    tolerance_flag = flags["tolerance"]
+    try:
+        tolerance = float(raw["tolerance"])
+    except ValueError:
+        raise SettingsError(
+            f"{tolerance_flag}: {raw['tolerance']!r} is not a number; expected a fraction like 0.10 for 10%"
+        ) from None
+    if not 0 <= tolerance < 10:
+        raise SettingsError(f"{tolerance_flag}: {tolerance} is out of range; expected a fraction like 0.10 for 10%")
+    engine = raw["engine"].strip()
+    if not engine:
+        raise SettingsError(f"{flags['engine']}: empty; expected an engine name such as ort-genai")
+    return Settings(
+        engine=engine,
+        model=raw["model"].strip(),
+        provider=raw["provider"].strip(),
+        token_budgets=_int_list(flags["token_budgets"], raw["token_budgets"]),
+        prompt_lengths=_int_list(flags["prompt_lengths"], raw["prompt_lengths"]),
+        team_prompts=_team_prompts(flags["team_prompts"], raw["team_prompts"]),
+        repetitions=_int(flags["repetitions"], raw["repetitions"], 1),
+        warmup=_int(flags["warmup"], raw["warmup"], 0),
+        latency_budget_ms=_positive(flags["latency_budget_ms"], raw["latency_budget_ms"], "milliseconds"),
+        breaker_ms=_positive(flags["breaker_ms"], raw["breaker_ms"], "milliseconds"),
+        load_budget_s=_positive(flags["load_budget_s"], raw["load_budget_s"], "seconds"),
+        budget_overrides=overrides,
+        budgets_file=budgets_file,
+        tolerance=tolerance,
+        baselines_dir=raw["baselines_dir"].strip() or "baselines",
+        update_baselines=_flag(flags["update_baselines"], raw["update_baselines"]),
+        require_baseline=_flag(flags["require_baseline"], raw["require_baseline"]),
+        results_json=raw["results_json"].strip(),
+    )

@@ -1,0 +1,27 @@
+"""Session fixtures of the suite: the engine is loaded and warmed once, then shared.
+
+The work is done by npuperf (``PerfSession.warm_engine`` -> ``measure.load_and_warm``);
+these fixtures give it the names the tests use. Choose the engine and model with
+--engine / --model (or npuperf_engine / npuperf_model in pytest.ini).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from npuperf.baselines import Lookup
+from npuperf.measure import WarmEngine
+from npuperf.plugin import PerfSession
+
+
+@pytest.fixture(scope="session")
+def engine(npuperf_session: PerfSession) -> WarmEngine:
+    """Loaded once per session: load time recorded, the first call kept as the cold call,
+    then --warmup calls before any measured case."""
+    return npuperf_session.warm_engine()
+
+
+@pytest.fixture(scope="session")
+def baseline(npuperf_session: PerfSession, engine: WarmEngine) -> Lookup:
+    """The accepted baseline for this device x engine x model (or why there is none)."""
+    return npuperf_session.baseline(engine)
