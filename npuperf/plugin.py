@@ -104,6 +104,13 @@ class PerfSession:
         path = Path(value)
         return path if path.is_absolute() else self.root / path
 
+    def _show(self, path: Path) -> str:
+        """A path as the user would type it: relative to the rootdir when inside it."""
+        try:
+            return str(path.relative_to(self.root))
+        except ValueError:
+            return str(path)
+
     @property
     def is_worker(self) -> bool:
         return hasattr(self.config, "workerinput")
@@ -219,7 +226,7 @@ class PerfSession:
             except baselines.BaselineError as exc:
                 pytest.fail(f"baseline: {exc}", pytrace=False)
             if self._lookup.file is None:
-                self.notes.append(f"no accepted baseline at {self._lookup.path}")
+                self.notes.append(f"no accepted baseline at {self._show(self._lookup.path)}")
                 self.notes.extend(f"  near miss: {m}" for m in self._lookup.near_misses)
         return self._lookup
 
@@ -385,7 +392,7 @@ class PerfSession:
                 created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             ),
         )
-        self.notes.append(f"results JSON: {path}")
+        self.notes.append(f"results JSON: {self._show(path)}")
 
     def _write_baselines(self) -> None:
         assert self._lookup is not None and self._key is not None
@@ -408,7 +415,7 @@ class PerfSession:
         baselines.save(self._lookup.path, current.merged(new_cases))
         kept = len(current.cases.keys() - new_cases.keys())
         self.notes.append(
-            f"baselines written: {len(new_cases)} case(s) to {self._lookup.path}"
+            f"baselines written: {len(new_cases)} case(s) to {self._show(self._lookup.path)}"
             + (f" ({kept} other case(s) kept)" if kept else "")
         )
 

@@ -1,0 +1,108 @@
+"""Test doubles: an engine that sleeps instead of computing, with a character tokenizer.
+
+Used by the plugin tests (pytester) to make a run slower, faster or failing on demand
+without a model. NPUPERF_FAKE_SLOWDOWN (a factor, default 1) scales every sleep, so a
+run can be made slower without changing the engine's identity (and so its baseline key).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from npuperf.engines.base import EngineInfo, EngineOptions, EngineUnavailable, Generation, register_engine
+
+
+class CharTokenizer:
+    """One token per character: exact and reversible."""
+
+    def encode(self, text: str) -> Sequence[int]:
+        return [ord(c) for c in text]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return "".join(chr(i) for i in ids)
+
+
+class SleepEngine:
+    """Prefill sleeps ``prefill_ms``, each token ``token_ms``; a ``slow_every``-th call adds ``spike_ms``."""
+
+    def __init__(
+        self,
+        prefill_ms: float = 2.0,
+        token_ms: float = 0.5,
+        load_s: float = 0.0,
+        spike_ms: float = 0.0,
+        slow_every: int = 0,
+        stop_after: int | None = None,
+    ) -> None:
+        self.prefill_ms, self.token_ms, self.load_s = prefill_ms, token_ms, load_s
+        self.spike_ms, self.slow_every, self.stop_after = spike_ms, slow_every, stop_after
+        self.calls = 0
+        self.loaded = False
+        self.closed = False
+        self._tok = CharTokenizer()
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            engine="fake",
+            provider="sleep",
+            versions={"fake": "1"},
+            model_id="sleepy",
+            model_sha256="0" * 64,
+        )
+
+    @property
+    def tokenizer(self) -> CharTokenizer:
+        return self._tok
+
+    def load(self) -> None:
+        time.sleep(self.load_s * _slowdown())
+        self.loaded = True
+
+    def generate(self, prompt: str, max_new_tokens: int) -> Generation:
+        self.calls += 1
+        factor = _slowdown()
+        submit = time.perf_counter_ns()
+        extra = self.spike_ms if self.slow_every and self.calls % self.slow_every == 0 else 0.0
+        time.sleep((self.prefill_ms + extra) / 1000 * factor)
+        count = max_new_tokens if self.stop_after is None else min(self.stop_after, max_new_tokens)
+        stamps = []
+        for _ in range(count):
+            time.sleep(self.token_ms / 1000 * factor)
+            stamps.append(time.perf_counter_ns())
+        return Generation(
+            prompt_tokens=len(prompt),
+            requested_new_tokens=max_new_tokens,
+            submit_ns=submit,
+            token_ns=tuple(stamps),
+            stop_reason="budget" if count == max_new_tokens else "eos",
+        )
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def _slowdown() -> float:
+    return float(os.environ.get("NPUPERF_FAKE_SLOWDOWN", "1"))
+
+
+def _missing(options: EngineOptions) -> SleepEngine:
+    raise EngineUnavailable("missing-runtime", "cannot import fake_runtime", "pip install fake-runtime")
+
+
+def register() -> None:
+    register_engine("fake", lambda options: SleepEngine(**_params(Path(options.model).name)))
+    register_engine("missing-runtime", _missing)
+
+
+def _params(spec: str) -> dict[str, float]:
+    """``--model`` for the fake names its parameters, e.g. ``prefill_ms=5,token_ms=1``
+    (the plugin resolves it against the rootdir, so only the last path part counts)."""
+    out: dict[str, float] = {}
+    for part in filter(None, spec.split(",")):
+        key, _, value = part.partition("=")
+        out[key.strip()] = int(value) if key.strip() in ("slow_every", "stop_after") else float(value)
+    return out

@@ -1,0 +1,245 @@
+"""The pytest plugin end to end, through pytester, with the sleeping fake engine."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+SUITE = TESTS.parent / "perf_tests"
+
+INI = """
+[pytest]
+addopts = -p npuperf.plugin -p no:cacheprovider
+npuperf_engine = fake
+npuperf_model = prefill_ms=2,token_ms=0.5
+npuperf_token_budgets = 4,8
+npuperf_prompt_lengths = 8
+npuperf_team_prompts = none
+npuperf_repetitions = 3
+npuperf_warmup = 1
+npuperf_results_json = reports/results.json
+# the outer run turns warnings into errors; the suite itself shows them
+filterwarnings = default
+"""
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """A copy of the real perf_tests/ with the fake engine registered in a root conftest."""
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.delenv("NPUPERF_FAKE_SLOWDOWN", raising=False)
+    pytester.makeini(INI)
+    pytester.makeconftest("import fakes\nfakes.register()\n")
+    target = pytester.mkdir("perf_tests")
+    for name in ("conftest.py", "test_latency.py", "test_backend.py"):
+        (target / name).write_text((SUITE / name).read_text(encoding="utf-8"), encoding="utf-8")
+    return pytester
+
+
+def run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
+    return suite.runpytest("perf_tests", "-p", "no:randomly", *args)
+
+
+def test_default_run_passes_every_case(suite: pytest.Pytester) -> None:
+    result = run(suite)
+    result.assert_outcomes(passed=4, warnings=2)  # 2 latency cases + load + cold call
+    result.stdout.fnmatch_lines(
+        [
+            "*npuperf latency summary*",
+            "case*tokens*median ms*p90 ms*TTFT ms*TPOT ms*verdict",
+            "t4-p8 *4 *no baseline*",
+            "t8-p8 *8 *no baseline*",
+            "*no accepted baseline at baselines/*",
+        ]
+    )
+
+
+def test_a_1ms_budget_fails_every_latency_case_with_number_limit_and_case(suite: pytest.Pytester) -> None:
+    result = run(suite, "--latency-budget-ms=1")
+    result.assert_outcomes(passed=2, failed=2, warnings=2)
+    result.stdout.re_match_lines(
+        [r".*4 tokens / 8-token prompt: median latency \d+\.\d ms over the 1 ms budget"], consecutive=False
+    )
+    result.stdout.re_match_lines([r".*8 tokens / 8-token prompt: median latency \d+\.\d ms over the 1 ms budget"])
+
+
+def test_per_case_budget_override_applies_to_that_case_only(suite: pytest.Pytester) -> None:
+    suite.path.joinpath("budgets.toml").write_text('[latency_ms]\n"t8-p8" = 1\n', encoding="utf-8")
+    result = run(suite, "--budgets-file=budgets.toml")
+    result.assert_outcomes(passed=3, failed=1, warnings=2)
+    result.stdout.fnmatch_lines(["*FAILED perf_tests/test_latency.py::test_latency[[]t8-p8[]]*"])
+
+
+def test_budget_override_for_an_unknown_case_is_a_usage_error(suite: pytest.Pytester) -> None:
+    suite.path.joinpath("budgets.toml").write_text('[latency_ms]\n"t99-p8" = 1\n', encoding="utf-8")
+    result = run(suite, "--budgets-file=budgets.toml")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--budgets-file*names unknown case(s) t99-p8; cases in this run: t4-p8, t8-p8"])
+
+
+def test_a_slow_request_trips_the_circuit_breaker(suite: pytest.Pytester) -> None:
+    # every 3rd call sleeps 60 ms more; the breaker is set at 40 ms
+    result = run(suite, "--model=prefill_ms=2,token_ms=0.5,spike_ms=60,slow_every=3", "--breaker-ms=40")
+    result.stdout.re_match_lines([r".*slowest request \d+\.\d ms would trip the 40 ms circuit breaker"])
+    assert result.parseoutcomes()["failed"] >= 2
+
+
+def test_slow_model_load_fails_the_load_test(suite: pytest.Pytester) -> None:
+    result = run(suite, "--model=load_s=0.3", "--load-budget-s=0.1")
+    result.assert_outcomes(passed=3, failed=1, warnings=2)
+    result.stdout.re_match_lines([r".*model load took 0\.\d\d s, over the 0\.1 s budget"])
+
+
+def test_update_baselines_then_a_slower_engine_regresses_and_the_same_speed_passes(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run(suite, "--update-baselines")
+    first.assert_outcomes(passed=4, warnings=2)
+    first.stdout.fnmatch_lines(["*baselines written: 2 case(s) to baselines/*"])
+    files = list((suite.path / "baselines").rglob("*.json"))
+    assert len(files) == 1
+    doc = json.loads(files[0].read_text(encoding="utf-8"))
+    assert doc["schema"] == "npuperf.baseline/1"
+    assert sorted(doc["cases"]) == ["t4-p8", "t8-p8"]
+    assert len(doc["cases"]["t8-p8"]["samples"]["latency_ms"]) == 3
+
+    same = run(suite, "--tolerance=0.5")  # generous: this checks the wiring, not the noise
+    same.assert_outcomes(passed=4)
+
+    monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
+    slower = run(suite)
+    slower.assert_outcomes(passed=2, failed=2)
+    slower.stdout.re_match_lines(
+        [r".*4 tokens / 8-token prompt: median latency [\d.]+ ms vs baseline [\d.]+ ms \(\+\d+\.\d%.*REGRESSED"]
+    )
+
+
+def test_update_baselines_reports_but_does_not_fail_on_regression(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(suite, "--update-baselines").assert_outcomes(passed=4, warnings=2)
+    monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
+    accept = run(suite, "--update-baselines")
+    accept.assert_outcomes(passed=4)
+    accept.stdout.fnmatch_lines(["*not enforced: accepting new baselines*"])
+    run(suite).assert_outcomes(passed=4)  # the slower numbers are now the baseline
+
+
+def test_require_baseline_fails_cases_without_one(suite: pytest.Pytester) -> None:
+    result = run(suite, "--require-baseline")
+    result.assert_outcomes(passed=2, failed=2)
+    result.stdout.fnmatch_lines(["*no baseline for latency*a baseline is required (--require-baseline)*"])
+
+
+def test_corrupt_baseline_is_reported_with_its_path_and_never_overwritten(suite: pytest.Pytester) -> None:
+    run(suite, "--update-baselines")
+    (path,) = (suite.path / "baselines").rglob("*.json")
+    path.write_text('{"schema": "npuperf.baseline/1", "key": ', encoding="utf-8")
+    result = run(suite, "--update-baselines")
+    result.stdout.fnmatch_lines([f"*{path.name}: not valid JSON (line 1*"])
+    assert result.parseoutcomes()["errors"] == 2
+    assert path.read_text(encoding="utf-8") == '{"schema": "npuperf.baseline/1", "key": '
+
+
+def test_unknown_schema_version_is_rejected_by_name(suite: pytest.Pytester) -> None:
+    run(suite, "--update-baselines")
+    (path,) = (suite.path / "baselines").rglob("*.json")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["schema"] = "npuperf.baseline/99"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    result = run(suite)
+    result.stdout.fnmatch_lines(["*baseline schema 'npuperf.baseline/99' is not supported*npuperf.baseline/1*"])
+
+
+def test_a_baseline_for_another_device_is_not_compared_and_is_named(suite: pytest.Pytester) -> None:
+    run(suite, "--update-baselines")
+    (path,) = (suite.path / "baselines").rglob("*.json")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["key"]["device"]["cpu"] = "Snapdragon X Elite"
+    foreign = suite.path / "baselines" / "other-device" / "fake.json"
+    foreign.parent.mkdir()
+    foreign.write_text(json.dumps(doc), encoding="utf-8")
+    path.unlink()
+    result = run(suite)
+    result.assert_outcomes(passed=4, warnings=2)
+    result.stdout.fnmatch_lines(["*near miss: other-device/fake.json differs in device.cpu: Snapdragon X Elite -> *"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--token-budgets=8,eight"], "*--token-budgets: 'eight' is not an integer; expected a comma list like 8,16,32*"),
+        (["--prompt-lengths=0"], "*--prompt-lengths: 0 is below 1; expected integers >= 1*"),
+        (["--repetitions=ten"], "*--repetitions: 'ten' is not an integer; expected an integer >= 1*"),
+        (["--latency-budget-ms=-5"], "*--latency-budget-ms: '-5' is not positive*"),
+        (["--tolerance=ten"], "*--tolerance: 'ten' is not a number; expected a fraction like 0.10 for 10%*"),
+        (["--team-prompts=hola"], "*--team-prompts: unknown prompt 'hola'; expected 'none' or a comma list of*"),
+        (["--engine=nope"], "*--engine: unknown engine 'nope'; known engines: fake, missing-runtime, ort-genai*"),
+        (["--budgets-file=missing.toml"], "*--budgets-file: cannot read*missing.toml*"),
+    ],
+)
+def test_bad_options_are_usage_errors_naming_option_value_and_accepted(
+    suite: pytest.Pytester, args: list[str], message: str
+) -> None:
+    result = run(suite, *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([message])
+
+
+def test_missing_runtime_skips_with_reason_and_install_command(suite: pytest.Pytester) -> None:
+    result = run(suite, "--engine=missing-runtime", "-rs")
+    result.assert_outcomes(skipped=4)
+    result.stdout.fnmatch_lines(["*cannot import fake_runtime; install it with: pip install fake-runtime*"])
+
+
+def test_missing_model_folder_errors_naming_the_path(suite: pytest.Pytester) -> None:
+    result = run(suite, "--engine=ort-genai", "--model=models/not-there")
+    assert result.parseoutcomes()["errors"] == 4
+    result.stdout.fnmatch_lines(["*model folder '*models/not-there' does not exist*"])
+
+
+def test_early_stop_is_reported_and_per_token_metrics_use_the_real_count(suite: pytest.Pytester) -> None:
+    result = run(suite, "--model=stop_after=5")
+    result.assert_outcomes(passed=4, warnings=2)
+    result.stdout.fnmatch_lines(["t8-p8 *5 *", "*t8-p8: 3 repetition(s) stopped before the budget*"])
+
+
+class _Cells(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.text: list[str] = []
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_html_report_and_json_results_show_every_case(suite: pytest.Pytester) -> None:
+    result = run(suite, "--html=reports/r.html", "--self-contained-html")
+    result.assert_outcomes(passed=4, warnings=2)
+    html = (suite.path / "reports" / "r.html").read_text(encoding="utf-8")
+    parser = _Cells()
+    parser.feed(html)
+    text = " ".join(parser.text)
+    assert "npuperf latency report" in text
+    assert "npuperf: latency per case (2 cases)" in text
+    for header in ("Median ms", "p90 ms", "TTFT ms", "TPOT ms", "Decode tok/s", "vs baseline", "Verdict"):
+        assert header in html
+    assert html.count("<svg") >= 1 and "t4-p8" in html and "t8-p8" in html
+    blob = re.search(r'data-jsonblob="([^"]*)"', html)
+    assert blob is not None
+    assert "col-npuperf_median" in blob.group(1)
+
+    doc = json.loads((suite.path / "reports" / "results.json").read_text(encoding="utf-8"))
+    assert doc["schema"] == "npuperf.results/1"
+    assert [c["id"] for c in doc["cases"]] == ["t4-p8", "t8-p8"]
+    case = doc["cases"][1]
+    assert len(case["samples"]["latency_ms"]) == 3
+    assert case["tokens_generated"] == [8, 8]
+    assert {c["name"] for c in case["checks"]} == {"latency budget", "circuit breaker", "latency vs baseline"}
+    assert doc["environment"]["Engine"] == "fake"
+    assert doc["session"]["load_s"] >= 0

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from npuperf.settings import OPTIONS, Option, SettingsError, load_budget_overrides, resolve
+
+
+def settings(tmp_path: Path, **given: str):  # type: ignore[no-untyped-def]
+    def get(opt: Option) -> str:
+        return given.get(opt.dest.removeprefix("npuperf_"), opt.default)
+
+    return resolve(get, tmp_path)
+
+
+def test_defaults_are_the_teams_numbers(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    assert s.token_budgets == (8, 16, 32, 64)
+    assert s.prompt_lengths == (8, 64, 256)
+    assert (s.repetitions, s.latency_budget_ms, s.breaker_ms, s.load_budget_s) == (10, 500.0, 2000.0, 20.0)
+    assert s.tolerance == pytest.approx(0.10)
+    assert s.team_prompts == ("greeting-zh", "analyze-zh")
+
+
+def test_every_option_has_an_ini_key_with_the_prefix() -> None:
+    assert all(opt.ini.startswith("npuperf_") for opt in OPTIONS)
+    assert len({opt.flag for opt in OPTIONS}) == len(OPTIONS)
+
+
+def test_overrides_file_sets_one_case(tmp_path: Path) -> None:
+    (tmp_path / "b.toml").write_text('[latency_ms]\n"t64-p256" = 800\n', encoding="utf-8")
+    s = settings(tmp_path, budgets_file="b.toml")
+    assert s.budget_for("t64-p256") == 800.0
+    assert s.budget_for("t8-p8") == 500.0
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[latency]\nx = 1\n", r"unknown table\(s\) \['latency'\]"),
+        ('[latency_ms]\n"t8-p8" = -1\n', "expected a positive number of milliseconds"),
+        ('[latency_ms]\n"t8-p8" = "fast"\n', "expected a positive number of milliseconds"),
+        ("latency_ms = 3\n", "must be a table"),
+        ("[latency_ms\n", "is not valid TOML"),
+    ],
+)
+def test_bad_overrides_files(tmp_path: Path, content: str, message: str) -> None:
+    (tmp_path / "b.toml").write_text(content, encoding="utf-8")
+    with pytest.raises(SettingsError, match=message):
+        load_budget_overrides(tmp_path / "b.toml")
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"token_budgets": ""}, "--token-budgets: '' is empty"),
+        ({"token_budgets": "8,8"}, "--token-budgets: '8,8' repeats a value"),
+        ({"warmup": "-1"}, "--warmup: -1 is below 0"),
+        ({"breaker_ms": "inf"}, "--breaker-ms: 'inf' is not positive"),
+        ({"load_budget_s": "soon"}, "--load-budget-s: 'soon' is not a number"),
+        ({"update_baselines": "maybe"}, "--update-baselines: 'maybe' is not a boolean"),
+        ({"tolerance": "20"}, "--tolerance: 20.0 is out of range"),
+        ({"engine": " "}, "--engine: empty"),
+    ],
+)
+def test_bad_values_name_option_value_and_accepted(tmp_path: Path, given: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        settings(tmp_path, **given)
+
+
+def test_team_prompts_none(tmp_path: Path) -> None:
+    assert settings(tmp_path, team_prompts="none").team_prompts == ()

@@ -1,0 +1,66 @@
+"""The embedded model is reproducible: rebuild it from scratch and run it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from npuperf import synth
+from npuperf.engines.ort_genai import OrtGenaiEngine
+from npuperf.model_files import identify
+from npuperf.prompts import corpus_prompt
+
+from conftest import MODEL
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("torch", reason="synth requirements missing: pip install -r requirements-synth.txt")
+    out = tmp_path_factory.mktemp("synth") / "tiny-qwen2"
+    synth.build(synth.RECIPES["tiny"], out, log=lambda _msg: None)
+    return out
+
+
+@pytest.mark.slow
+def test_rebuilt_model_loads_and_generates(rebuilt: Path) -> None:
+    engine = OrtGenaiEngine(rebuilt)
+    engine.load()
+    g = engine.generate(corpus_prompt(engine.tokenizer, 64).text, 16)
+    assert g.new_tokens == 16
+    manifest = json.loads((rebuilt / synth.MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["recipe"]["seed"] == synth.RECIPES["tiny"].seed
+    assert manifest["vocab_size"] <= synth.RECIPES["tiny"].vocab_target
+    config = json.loads((rebuilt / "genai_config.json").read_text(encoding="utf-8"))
+    assert config["model"]["type"] == "qwen2"
+    assert config["model"]["decoder"]["session_options"]["intra_op_num_threads"] == 1
+
+
+@pytest.mark.slow
+def test_rebuild_with_the_pinned_versions_is_byte_identical(rebuilt: Path) -> None:
+    committed = json.loads((MODEL / synth.MANIFEST).read_text(encoding="utf-8"))["built_with"]
+    here = json.loads((rebuilt / synth.MANIFEST).read_text(encoding="utf-8"))["built_with"]
+    if committed != here:
+        pytest.skip(f"synth packages differ from the committed model's ({here} vs {committed})")
+    assert identify(rebuilt).sha256 == identify(MODEL).sha256
+
+
+def test_existing_output_is_not_replaced_without_force(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    with pytest.raises(synth.SynthError, match="already exists; pass --force"):
+        synth.build(synth.RECIPES["tiny"], tmp_path / "m")
+
+
+def test_missing_synth_requirements_say_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(synth.SynthError, match="pip install -r requirements-synth.txt"):
+        synth.build(synth.RECIPES["tiny"], tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_cli_reports_errors_without_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "m").mkdir()
+    assert synth.main(["tiny", "--out", str(tmp_path / "m")]) == 2
+    assert "already exists" in capsys.readouterr().err
