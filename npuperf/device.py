@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import sys
 from pathlib import Path
 
 
@@ -21,13 +22,11 @@ def cpu_model() -> str:
             match = re.search(rf"^{key}\s*:\s*(.+)$", text, re.MULTILINE)
             if match:
                 return match.group(1).strip()
-    if platform.system() == "Windows":
+    if sys.platform == "win32":
         try:
             import winreg
 
-            with winreg.OpenKey(
-                winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\CentralProcessor\0"
-            ) as key:
+            with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, r"HARDWARE\DESCRIPTION\System\CentralProcessor\0") as key:
                 return str(winreg.QueryValueEx(key, "ProcessorNameString")[0]).strip()
         except OSError:
             pass

@@ -138,8 +138,11 @@ class WarmEngine:
     @property
     def warm_latency_ms(self) -> float | None:
         """Median latency of the warm-up calls made with the cold call's prompt and budget."""
-        same = [g.latency_ms for g in self.warmup if g.prompt_tokens == self.cold.prompt_tokens
-                and g.requested_new_tokens == self.cold.requested_new_tokens]
+        same = [
+            g.latency_ms
+            for g in self.warmup
+            if g.prompt_tokens == self.cold.prompt_tokens and g.requested_new_tokens == self.cold.requested_new_tokens
+        ]
         return Summary.of(same).median if same else None
 
 

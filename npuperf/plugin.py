@@ -22,15 +22,13 @@ from npuperf.engines.base import (
     EngineError,
     EngineOptions,
     EngineUnavailable,
-    UnknownEngineError,
     create_engine,
     known_engines,
 )
 from npuperf.measure import Case, CaseResult, WarmEngine, load_and_warm, measure_case
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
-from npuperf.report import CaseRecord, row_values
+from npuperf.report import CaseRecord, results_json, row_values, terminal
 from npuperf.report import html as html_report
-from npuperf.report import results_json, terminal
 from npuperf.settings import OPTIONS, Option, Settings, SettingsError, resolve
 from npuperf.verdict import Check, Outcome, circuit_breaker, evaluate_case, load_budget
 
@@ -175,7 +173,6 @@ class PerfSession:
             self._warm.engine.close()
 
     def _describe(self, warm: WarmEngine) -> None:
-        info = warm.engine.info
         env = self.environment(warm)
         try:
             from pytest_metadata.plugin import metadata_key
@@ -395,7 +392,8 @@ class PerfSession:
         self.notes.append(f"results JSON: {self._show(path)}")
 
     def _write_baselines(self) -> None:
-        assert self._lookup is not None and self._key is not None
+        assert self._lookup is not None
+        assert self._key is not None
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         commit = git_commit(self.root)
         new_cases = {
@@ -440,7 +438,7 @@ class HtmlHooks:
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         values = next((v for k, v in report.user_properties if k == "npuperf"), None)
-        cells.extend(html_report.row_cells(values))
+        cells.extend(html_report.row_cells(values if isinstance(values, dict) else None))
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         notes = [c.message for c in self.perf.backend_checks] + self.perf.notes

@@ -7,11 +7,12 @@ received and what is accepted. plugin.py turns it into a pytest usage error.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import tomllib
 
 from npuperf.prompts import TEAM_PROMPTS
 
@@ -42,7 +43,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("--token-budgets", "npuperf_token_budgets", "8,16,32,64", "new-token budgets, comma list"),
     Option("--prompt-lengths", "npuperf_prompt_lengths", "8,64,256", "prompt lengths in tokens, comma list"),
     Option(
-        "--team-prompts", "npuperf_team_prompts", ",".join(TEAM_PROMPTS),
+        "--team-prompts",
+        "npuperf_team_prompts",
+        ",".join(TEAM_PROMPTS),
         "literal team prompts to measure too, comma list, or 'none'",
     ),
     Option("--repetitions", "npuperf_repetitions", "10", "measured repetitions per case"),
@@ -54,12 +57,18 @@ OPTIONS: tuple[Option, ...] = (
     Option("--tolerance", "npuperf_tolerance", "0.10", "regression tolerance vs baseline, fraction (0.10 = 10%)"),
     Option("--baselines-dir", "npuperf_baselines_dir", "baselines", "folder of accepted baselines"),
     Option(
-        "--update-baselines", "npuperf_update_baselines", "false",
-        "after the run, write this run's samples as the accepted baselines", kind="flag",
+        "--update-baselines",
+        "npuperf_update_baselines",
+        "false",
+        "after the run, write this run's samples as the accepted baselines",
+        kind="flag",
     ),
     Option(
-        "--require-baseline", "npuperf_require_baseline", "false",
-        "fail a case that has no baseline for this device/engine/model (nightly)", kind="flag",
+        "--require-baseline",
+        "npuperf_require_baseline",
+        "false",
+        "fail a case that has no baseline for this device/engine/model (nightly)",
+        kind="flag",
     ),
     Option("--results-json", "npuperf_results_json", "reports/perf-results.json", "JSON results file; '' for none"),
 )

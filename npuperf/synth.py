@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -111,8 +110,19 @@ def _save_random_qwen2(recipe: Recipe, vocab_size: int, out: Path) -> None:
 
 def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path) -> None:
     cmd = [
-        sys.executable, "-m", "onnxruntime_genai.models.builder",
-        "-i", str(hf), "-o", str(out), "-p", recipe.precision, "-e", "cpu", "-c", str(cache),
+        sys.executable,
+        "-m",
+        "onnxruntime_genai.models.builder",
+        "-i",
+        str(hf),
+        "-o",
+        str(out),
+        "-p",
+        recipe.precision,
+        "-e",
+        "cpu",
+        "-c",
+        str(cache),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:

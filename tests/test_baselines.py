@@ -22,9 +22,14 @@ KEY = BaselineKey(
 
 def case(cid: str = "t32-p64", latency: tuple[float, ...] = (400.0, 410.0)) -> CaseBaseline:
     return CaseBaseline(
-        case_id=cid, prompt="corpus-64", prompt_tokens=64, new_tokens=32, sampling="greedy",
+        case_id=cid,
+        prompt="corpus-64",
+        prompt_tokens=64,
+        new_tokens=32,
+        sampling="greedy",
         samples={"latency_ms": latency, "ttft_ms": (100.0, 101.0), "tpot_ms": (9.0, 9.1)},
-        recorded_at="2026-11-25T00:00:00+00:00", commit="abc",
+        recorded_at="2026-11-25T00:00:00+00:00",
+        commit="abc",
     )
 
 
@@ -131,7 +136,8 @@ def test_save_leaves_no_temp_files_and_old_file_survives_a_failed_write(
 def test_find_returns_the_file_for_the_key(tmp_path: Path) -> None:
     baselines.save(tmp_path / KEY.filename(), BaselineFile(key=KEY, cases={"a": case("a")}))
     found = baselines.find(tmp_path, KEY)
-    assert found.file is not None and sorted(found.file.cases) == ["a"]
+    assert found.file is not None
+    assert sorted(found.file.cases) == ["a"]
 
 
 def test_find_explains_near_misses_and_unreadable_files(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ class Recorded:
     def generate(self, prompt: str, max_new_tokens: int) -> Generation:
         stamps = next(self.script)
         return Generation(
-            prompt_tokens=len(prompt), requested_new_tokens=max_new_tokens, submit_ns=0,
+            prompt_tokens=len(prompt),
+            requested_new_tokens=max_new_tokens,
+            submit_ns=0,
             token_ns=tuple(int(t * 1e6) for t in stamps),
         )
 
@@ -39,7 +41,8 @@ def test_measure_case_summarises_every_repetition() -> None:
     assert result.samples("latency_ms") == (14.0, 24.0, 34.0)
     assert result.latency.median == 24.0
     assert result.ttft.median == 20.0
-    assert result.tpot is not None and result.tpot.median == 2.0
+    assert result.tpot is not None
+    assert result.tpot.median == 2.0
     assert result.decode_tps == 500.0
     assert result.prefill_tps == pytest.approx(8 / 0.020)
     assert result.tokens_generated == (3, 3)

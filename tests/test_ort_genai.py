@@ -7,20 +7,21 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MODEL
 from npuperf.engines.base import Engine, EngineError, ModelError
 from npuperf.engines.ort_genai import OrtGenaiEngine
 from npuperf.prompts import corpus_prompt
-
-from conftest import MODEL
 
 
 @pytest.mark.parametrize("n", [1, 8, 33])
 def test_generates_exactly_the_requested_tokens(tiny_engine, n: int) -> None:  # type: ignore[no-untyped-def]
     prompt = corpus_prompt(tiny_engine.tokenizer, 16)
     g = tiny_engine.generate(prompt.text, n)
-    assert g.new_tokens == n and g.complete
+    assert g.new_tokens == n
+    assert g.complete
     assert g.prompt_tokens == 16
-    assert g.latency_ms > 0 and g.ttft_ms > 0
+    assert g.latency_ms > 0
+    assert g.ttft_ms > 0
 
 
 def test_satisfies_the_engine_protocol_and_describes_itself(tiny_engine) -> None:  # type: ignore[no-untyped-def]
@@ -37,7 +38,7 @@ def test_missing_folder(tmp_path: Path) -> None:
 
 
 def test_folder_without_genai_config(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="has no genai_config.json"):
+    with pytest.raises(ModelError, match=r"has no genai_config\.json"):
         OrtGenaiEngine(tmp_path).load()
 
 

@@ -173,7 +173,10 @@ def test_a_baseline_for_another_device_is_not_compared_and_is_named(suite: pytes
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--token-budgets=8,eight"], "*--token-budgets: 'eight' is not an integer; expected a comma list like 8,16,32*"),
+        (
+            ["--token-budgets=8,eight"],
+            "*--token-budgets: 'eight' is not an integer; expected a comma list like 8,16,32*",
+        ),
         (["--prompt-lengths=0"], "*--prompt-lengths: 0 is below 1; expected integers >= 1*"),
         (["--repetitions=ten"], "*--repetitions: 'ten' is not an integer; expected an integer >= 1*"),
         (["--latency-budget-ms=-5"], "*--latency-budget-ms: '-5' is not positive*"),
@@ -229,7 +232,9 @@ def test_html_report_and_json_results_show_every_case(suite: pytest.Pytester) ->
     assert "npuperf: latency per case (2 cases)" in text
     for header in ("Median ms", "p90 ms", "TTFT ms", "TPOT ms", "Decode tok/s", "vs baseline", "Verdict"):
         assert header in html
-    assert html.count("<svg") >= 1 and "t4-p8" in html and "t8-p8" in html
+    assert html.count("<svg") >= 1
+    assert "t4-p8" in html
+    assert "t8-p8" in html
     blob = re.search(r'data-jsonblob="([^"]*)"', html)
     assert blob is not None
     assert "col-npuperf_median" in blob.group(1)

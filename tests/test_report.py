@@ -12,11 +12,16 @@ from npuperf.verdict import evaluate_case
 
 
 def record(name: str = "corpus-8", latency: float = 10.0, baseline: list[float] | None = None) -> CaseRecord:
-    gen = Generation(prompt_tokens=8, requested_new_tokens=4, submit_ns=0,
-                     token_ns=tuple(int((latency - 3 + i) * 1e6) for i in range(4)))
+    gen = Generation(
+        prompt_tokens=8,
+        requested_new_tokens=4,
+        submit_ns=0,
+        token_ns=tuple(int((latency - 3 + i) * 1e6) for i in range(4)),
+    )
     result = CaseResult(case=Case(4, Prompt(name, "x" * 8, 8)), generations=(gen, gen))
-    verdict = evaluate_case("c", result.samples("latency_ms"), budget_ms=500, breaker_ms=2000,
-                            baseline_latency_ms=baseline, tolerance=0.1)
+    verdict = evaluate_case(
+        "c", result.samples("latency_ms"), budget_ms=500, breaker_ms=2000, baseline_latency_ms=baseline, tolerance=0.1
+    )
     return CaseRecord(result=result, verdict=verdict, budget_ms=500)
 
 

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from conftest import MODEL
 from npuperf import synth
 from npuperf.engines.ort_genai import OrtGenaiEngine
 from npuperf.model_files import identify
 from npuperf.prompts import corpus_prompt
-
-from conftest import MODEL
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +54,7 @@ def test_existing_output_is_not_replaced_without_force(tmp_path: Path) -> None:
 
 def test_missing_synth_requirements_say_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)
-    with pytest.raises(synth.SynthError, match="pip install -r requirements-synth.txt"):
+    with pytest.raises(synth.SynthError, match=r"pip install -r requirements-synth\.txt"):
         synth.build(synth.RECIPES["tiny"], tmp_path / "m")
     assert not (tmp_path / "m").exists()
 

@@ -44,7 +44,8 @@ def test_non_positive_limits_are_rejected(fn) -> None:  # type: ignore[no-untype
 
 def test_identical_samples_are_ok() -> None:
     r = regression(CASE, "latency", [10.0] * 5, [10.0] * 5, 0.10)
-    assert r.outcome is Outcome.OK and r.ratio == 1.0
+    assert r.outcome is Outcome.OK
+    assert r.ratio == 1.0
 
 
 def test_whole_distribution_shift_beyond_tolerance_regresses() -> None:
@@ -92,23 +93,36 @@ def test_bad_tolerance_is_rejected() -> None:
 
 def test_evaluate_case_collects_all_failures() -> None:
     v = evaluate_case(
-        CASE, [600.0, 2500.0, 610.0], budget_ms=500, breaker_ms=2000,
-        baseline_latency_ms=[400.0, 410.0, 420.0], tolerance=0.1,
+        CASE,
+        [600.0, 2500.0, 610.0],
+        budget_ms=500,
+        breaker_ms=2000,
+        baseline_latency_ms=[400.0, 410.0, 420.0],
+        tolerance=0.1,
     )
     assert [c.name for c in v.failures] == ["latency budget", "circuit breaker", "latency vs baseline"]
     assert v.outcome is Outcome.FAILED
-    assert v.regression is not None and v.regression.ratio == pytest.approx(610 / 410)
+    assert v.regression is not None
+    assert v.regression.ratio == pytest.approx(610 / 410)
 
 
 def test_require_baseline_turns_missing_into_failure() -> None:
-    v = evaluate_case(CASE, [1.0], budget_ms=500, breaker_ms=2000, baseline_latency_ms=None, tolerance=0.1,
-                      require_baseline=True)
+    v = evaluate_case(
+        CASE, [1.0], budget_ms=500, breaker_ms=2000, baseline_latency_ms=None, tolerance=0.1, require_baseline=True
+    )
     assert v.outcome is Outcome.FAILED
     assert "--require-baseline" in v.failures[0].message
 
 
 def test_not_enforced_regression_is_reported_as_inconclusive() -> None:
-    v = evaluate_case(CASE, [20.0], budget_ms=500, breaker_ms=2000, baseline_latency_ms=[10.0], tolerance=0.1,
-                      enforce_regression=False)
+    v = evaluate_case(
+        CASE,
+        [20.0],
+        budget_ms=500,
+        breaker_ms=2000,
+        baseline_latency_ms=[10.0],
+        tolerance=0.1,
+        enforce_regression=False,
+    )
     assert v.outcome is Outcome.INCONCLUSIVE
     assert "not enforced" in v.checks[-1].message

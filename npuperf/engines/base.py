@@ -66,10 +66,8 @@ class Generation:
         if not self.token_ns:
             raise ValueError("a Generation needs at least one token timestamp, got none")
         if self.token_ns[0] < self.submit_ns:
-            raise ValueError(
-                f"first token at {self.token_ns[0]} ns precedes submission at {self.submit_ns} ns"
-            )
-        if any(b < a for a, b in zip(self.token_ns, self.token_ns[1:])):
+            raise ValueError(f"first token at {self.token_ns[0]} ns precedes submission at {self.submit_ns} ns")
+        if any(b < a for a, b in zip(self.token_ns, self.token_ns[1:], strict=False)):
             raise ValueError("token timestamps must be non-decreasing")
         if self.stop_reason not in STOP_REASONS:
             raise ValueError(f"stop_reason {self.stop_reason!r} is not one of {STOP_REASONS}")
@@ -193,9 +191,7 @@ def create_engine(name: str, options: EngineOptions) -> Engine:
         return _REGISTERED[name](options)
     target = _BUILTIN.get(name)
     if target is None:
-        raise UnknownEngineError(
-            f"unknown engine {name!r}; known engines: {', '.join(known_engines())}"
-        )
+        raise UnknownEngineError(f"unknown engine {name!r}; known engines: {', '.join(known_engines())}")
     module_name, func_name = target.split(":")
     factory: EngineFactory = getattr(importlib.import_module(module_name), func_name)
     return factory(options)

@@ -43,9 +43,7 @@ class OrtGenaiEngine:
 
     def __init__(self, model_dir: Path, provider: str = "cpu") -> None:
         if provider not in PROVIDERS:
-            raise ValueError(
-                f"ort-genai provider {provider!r} is not supported here; accepted: {', '.join(PROVIDERS)}"
-            )
+            raise ValueError(f"ort-genai provider {provider!r} is not supported here; accepted: {', '.join(PROVIDERS)}")
         self.model_dir = model_dir
         self.provider = provider
         self._og: Any = None

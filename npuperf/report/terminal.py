@@ -39,7 +39,7 @@ def case_table(records: Sequence[CaseRecord]) -> list[str]:
 
     def line(cells: Sequence[str]) -> str:
         parts = [cells[0].ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1])]
+        parts += [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1], strict=False)]
         parts.append(cells[-1])
         return "  ".join(parts)
 
