@@ -55,6 +55,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("--load-budget-s", "npuperf_load_budget_s", "20", "model load budget (s)"),
     Option("--budgets-file", "npuperf_budgets_file", "", "TOML file of per-case latency budgets (see README)"),
     Option("--tolerance", "npuperf_tolerance", "0.10", "regression tolerance vs baseline, fraction (0.10 = 10%)"),
+    Option(
+        "--min-regression-ms",
+        "npuperf_min_regression_ms",
+        "1",
+        "a regression must also add more than this to the median (ms); 0 to disable",
+    ),
     Option("--baselines-dir", "npuperf_baselines_dir", "baselines", "folder of accepted baselines"),
     Option(
         "--update-baselines",
@@ -90,6 +96,7 @@ class Settings:
     budget_overrides: Mapping[str, float] = field(default_factory=dict)
     budgets_file: str = ""
     tolerance: float = 0.10
+    min_regression_ms: float = 1.0
     baselines_dir: str = "baselines"
     update_baselines: bool = False
     require_baseline: bool = False
@@ -135,6 +142,16 @@ def _positive(flag: str, raw: str, unit: str) -> float:
         raise SettingsError(f"{flag}: {raw!r} is not a number; expected a positive number of {unit}") from None
     if not math.isfinite(value) or value <= 0:
         raise SettingsError(f"{flag}: {raw!r} is not positive; expected a positive number of {unit}")
+    return value
+
+
+def _non_negative(flag: str, raw: str, unit: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{flag}: {raw!r} is not a number; expected a number of {unit} >= 0") from None
+    if not math.isfinite(value) or value < 0:
+        raise SettingsError(f"{flag}: {raw!r} is negative or not finite; expected a number of {unit} >= 0")
     return value
 
 
@@ -217,6 +234,7 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
         budget_overrides=overrides,
         budgets_file=budgets_file,
         tolerance=tolerance,
+        min_regression_ms=_non_negative(flags["min_regression_ms"], raw["min_regression_ms"], "milliseconds"),
         baselines_dir=raw["baselines_dir"].strip() or "baselines",
         update_baselines=_flag(flags["update_baselines"], raw["update_baselines"]),
         require_baseline=_flag(flags["require_baseline"], raw["require_baseline"]),

@@ -101,17 +101,21 @@ def regression(
     current: Sequence[float],
     baseline: Sequence[float] | None,
     tolerance: float,
+    min_delta_ms: float = 0.0,
 ) -> Regression:
     """Is ``current`` slower than ``baseline`` by more than ``tolerance`` (0.10 = 10%)?
 
-    Interim rule (until the statistical verdict lands): REGRESSED when both the
-    ratio of medians and the ratio of minimums exceed 1 + tolerance. Machine noise
-    only ever adds time, so it inflates medians but rarely the fastest run; a real
-    slowdown moves both. A median over the line with the minimum under it is
-    INCONCLUSIVE (reported, not failed).
+    Interim rule (until the statistical verdict lands): REGRESSED when the ratio of
+    medians and the ratio of minimums both exceed 1 + tolerance, and the medians differ
+    by more than ``min_delta_ms``. Machine noise only ever adds time, so it inflates
+    medians but rarely the fastest run; a real slowdown moves both. A median over the
+    line with the minimum under it is INCONCLUSIVE (reported, not failed). The absolute
+    floor keeps sub-millisecond jitter of very fast cases from reading as a regression.
     """
     if not 0 <= tolerance < 10:
         raise ValueError(f"tolerance must be a fraction within 0..10 (0.10 = 10%), got {tolerance}")
+    if min_delta_ms < 0:
+        raise ValueError(f"min_delta_ms must be >= 0, got {min_delta_ms}")
     cur = Summary.of(current)
     if not baseline:
         return Regression(
@@ -130,7 +134,10 @@ def regression(
     ratio = cur.median / base.median
     min_ratio = cur.min / base.min
     line = 1 + tolerance
-    if ratio > line and min_ratio > line:
+    delta = cur.median - base.median
+    if ratio > line and delta <= min_delta_ms:
+        outcome, word = Outcome.OK, f"OK (+{delta:.2f} ms is within the {min_delta_ms:g} ms floor)"
+    elif ratio > line and min_ratio > line:
         outcome, word = Outcome.FAILED, "REGRESSED"
     elif ratio > line:
         outcome, word = Outcome.INCONCLUSIVE, "INCONCLUSIVE (fastest run within tolerance)"
@@ -187,6 +194,7 @@ def evaluate_case(
     breaker_ms: float,
     baseline_latency_ms: Sequence[float] | None,
     tolerance: float,
+    min_delta_ms: float = 0.0,
     require_baseline: bool = False,
     enforce_regression: bool = True,
 ) -> CaseVerdict:
@@ -199,12 +207,31 @@ def evaluate_case(
     summary = Summary.of(latency_ms)
     budget = latency_budget(case, summary.median, budget_ms)
     breaker = circuit_breaker(case, summary.max, breaker_ms)
-    reg = regression(case, "latency", latency_ms, baseline_latency_ms, tolerance)
+    reg = regression(case, "latency", latency_ms, baseline_latency_ms, tolerance, min_delta_ms)
     if reg.outcome is Outcome.NO_BASELINE and require_baseline:
         reg = _replace_outcome(reg, Outcome.FAILED, reg.message + " and a baseline is required (--require-baseline)")
     elif reg.outcome is Outcome.FAILED and not enforce_regression:
         reg = _replace_outcome(reg, Outcome.INCONCLUSIVE, reg.message + " (not enforced: accepting new baselines)")
     return CaseVerdict(checks=(budget, breaker, reg))
+
+
+def confirmed(first: CaseVerdict, second: CaseVerdict) -> CaseVerdict:
+    """The verdict of a re-measured case, its message saying what the first run showed.
+
+    A regression stands only if the re-run shows it too: a burst of load on a shared
+    machine lasts seconds, so it rarely hits the same case twice.
+    """
+    before, after = first.regression, second.regression
+    if before is None or after is None or before.outcome is not Outcome.FAILED:
+        return second
+    if after.outcome is Outcome.FAILED:
+        note = f" (confirmed on re-run; first run {(before.ratio - 1) * 100:+.1f}%)"
+    else:
+        note = f"; first run looked regressed ({(before.ratio - 1) * 100:+.1f}%), not confirmed on re-run"
+    from dataclasses import replace
+
+    checks = tuple(replace(c, message=c.message + note) if c is after else c for c in second.checks)
+    return CaseVerdict(checks=checks)
 
 
 def _replace_outcome(reg: Regression, outcome: Outcome, message: str) -> Regression:

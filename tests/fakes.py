@@ -26,7 +26,11 @@ class CharTokenizer:
 
 
 class SleepEngine:
-    """Prefill sleeps ``prefill_ms``, each token ``token_ms``; a ``slow_every``-th call adds ``spike_ms``."""
+    """Prefill sleeps ``prefill_ms``, each token ``token_ms``.
+
+    Every ``slow_every``-th call adds ``spike_ms``; calls numbered ``burst_from`` up to
+    (not including) ``burst_to`` run ``burst`` times slower (a passing burst of load).
+    """
 
     def __init__(
         self,
@@ -36,9 +40,13 @@ class SleepEngine:
         spike_ms: float = 0.0,
         slow_every: int = 0,
         stop_after: int | None = None,
+        burst_from: int = 0,
+        burst_to: int = 0,
+        burst: float = 1.0,
     ) -> None:
         self.prefill_ms, self.token_ms, self.load_s = prefill_ms, token_ms, load_s
         self.spike_ms, self.slow_every, self.stop_after = spike_ms, slow_every, stop_after
+        self.burst_from, self.burst_to, self.burst = burst_from, burst_to, burst
         self.calls = 0
         self.loaded = False
         self.closed = False
@@ -64,7 +72,7 @@ class SleepEngine:
 
     def generate(self, prompt: str, max_new_tokens: int) -> Generation:
         self.calls += 1
-        factor = _slowdown()
+        factor = _slowdown() * (self.burst if self.burst_from <= self.calls < self.burst_to else 1.0)
         submit = time.perf_counter_ns()
         extra = self.spike_ms if self.slow_every and self.calls % self.slow_every == 0 else 0.0
         time.sleep((self.prefill_ms + extra) / 1000 * factor)
@@ -98,11 +106,14 @@ def register() -> None:
     register_engine("missing-runtime", _missing)
 
 
+_INTS = ("slow_every", "stop_after", "burst_from", "burst_to")
+
+
 def _params(spec: str) -> dict[str, float]:
     """``--model`` for the fake names its parameters, e.g. ``prefill_ms=5,token_ms=1``
     (the plugin resolves it against the rootdir, so only the last path part counts)."""
     out: dict[str, float] = {}
     for part in filter(None, spec.split(",")):
         key, _, value = part.partition("=")
-        out[key.strip()] = int(value) if key.strip() in ("slow_every", "stop_after") else float(value)
+        out[key.strip()] = int(value) if key.strip() in _INTS else float(value)
     return out

@@ -115,8 +115,30 @@ def test_update_baselines_then_a_slower_engine_regresses_and_the_same_speed_pass
     slower = run(suite)
     slower.assert_outcomes(passed=2, failed=2)
     slower.stdout.re_match_lines(
-        [r".*4 tokens / 8-token prompt: median latency [\d.]+ ms vs baseline [\d.]+ ms \(\+\d+\.\d%.*REGRESSED"]
+        [
+            r".*4 tokens / 8-token prompt: median latency [\d.]+ ms vs baseline [\d.]+ ms \(\+\d+\.\d%.*"
+            r"REGRESSED \(confirmed on re-run; first run \+\d+\.\d%\)"
+        ]
     )
+
+
+def test_a_passing_burst_is_not_confirmed_on_re_run(suite: pytest.Pytester) -> None:
+    model = "--model=prefill_ms=2,token_ms=0.5"
+    run(suite, model, "--update-baselines").assert_outcomes(passed=4, warnings=2)
+    # calls 1-2 are the cold call and warm-up; 3-5 the first measurement of t4-p8
+    burst = run(suite, "--model=prefill_ms=2,token_ms=0.5,burst_from=3,burst_to=6,burst=3", "-rA")
+    burst.assert_outcomes(passed=4)
+    burst.stdout.fnmatch_lines(["*first run looked regressed (+*%), not confirmed on re-run*"])
+
+
+def test_a_slowdown_under_the_absolute_floor_is_not_a_regression(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run(suite, "--update-baselines").assert_outcomes(passed=4, warnings=2)
+    monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
+    result = run(suite, "--min-regression-ms=1000")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(["*ms is within the 1000 ms floor*"])
 
 
 def test_update_baselines_reports_but_does_not_fail_on_regression(

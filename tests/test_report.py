@@ -27,6 +27,7 @@ def record(name: str = "corpus-8", latency: float = 10.0, baseline: list[float] 
 
 def test_row_values() -> None:
     values = row_values(record(baseline=[8.0]))
+    assert (values["prompt"], values["tokens"]) == ("8", "4")
     assert values["median"] == "10.00"
     assert values["ttft"] == "7.00"
     assert values["tpot"] == "1.00"
@@ -46,7 +47,8 @@ def test_terminal_table_aligns_columns() -> None:
 def test_html_cells_escape_markup() -> None:
     cells = html_report.row_cells({"median": "<script>alert(1)</script>"})
     assert "<script>" not in "".join(cells)
-    assert "&lt;script&gt;" in cells[0]
+    (median,) = [c for c in cells if "col-npuperf_median" in c]
+    assert "&lt;script&gt;" in median
     assert len(cells) == len(html_report.header_cells())
 
 
@@ -74,3 +76,11 @@ def test_summary_chart_has_a_bar_per_case_and_escapes_notes() -> None:
 
 def test_chart_of_nothing_is_empty() -> None:
     assert html_report.chart([]) == ""
+
+
+def test_fit_lines_use_the_largest_budget_case_per_prompt() -> None:
+    from npuperf.report.terminal import fit_lines
+
+    (line,) = fit_lines([record(latency=10.0), record(latency=10.0)])
+    # TTFT 7 ms, TPOT 1 ms, budget 500 ms -> 1 + floor(493 / 1) = 494
+    assert line.strip().startswith("8-token prompt (corpus-8): about 494 new tokens fit 500 ms")

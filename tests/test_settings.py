@@ -62,6 +62,7 @@ def test_bad_overrides_files(tmp_path: Path, content: str, message: str) -> None
         ({"update_baselines": "maybe"}, "--update-baselines: 'maybe' is not a boolean"),
         ({"tolerance": "20"}, "--tolerance: 20.0 is out of range"),
         ({"engine": " "}, "--engine: empty"),
+        ({"min_regression_ms": "-1"}, "--min-regression-ms: '-1' is negative or not finite"),
     ],
 )
 def test_bad_values_name_option_value_and_accepted(tmp_path: Path, given: dict[str, str], message: str) -> None:

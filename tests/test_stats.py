@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from npuperf.stats import Summary, percentile
+from npuperf.stats import Summary, percentile, tokens_within
 
 
 @pytest.mark.parametrize("q", [0, 10, 25, 50, 75, 90, 100])
@@ -43,3 +43,12 @@ def test_identical_samples_have_zero_spread() -> None:
 def test_summary_rejects_bad_samples(bad: list[float]) -> None:
     with pytest.raises(ValueError, match="samples"):
         Summary.of(bad)
+
+
+def test_tokens_within_budget() -> None:
+    assert tokens_within(500, 175, 1000 / 12.3) == 4  # FIELD.md's Qwen2.5-7B on X Elite
+    assert tokens_within(500, 600, 10) == 0
+    assert tokens_within(500, 100, None) == 1
+    assert tokens_within(500, 100, 100) == 5
+    with pytest.raises(ValueError, match="budget must be > 0 ms"):
+        tokens_within(0, 1, 1)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 from npuperf.verdict import (
+    CaseVerdict,
     Outcome,
     circuit_breaker,
+    confirmed,
     evaluate_case,
     latency_budget,
     load_budget,
@@ -126,3 +128,37 @@ def test_not_enforced_regression_is_reported_as_inconclusive() -> None:
     )
     assert v.outcome is Outcome.INCONCLUSIVE
     assert "not enforced" in v.checks[-1].message
+
+
+def test_absolute_floor_keeps_sub_floor_slowdowns_ok() -> None:
+    r = regression(CASE, "latency", [2.4, 2.5], [2.0, 2.0], 0.10, min_delta_ms=1.0)
+    assert r.outcome is Outcome.OK
+    assert r.message.endswith("OK (+0.45 ms is within the 1 ms floor)")
+    assert regression(CASE, "latency", [24.0, 25.0], [20.0, 20.0], 0.10, min_delta_ms=1.0).failed
+
+
+def test_negative_floor_is_rejected() -> None:
+    with pytest.raises(ValueError, match="min_delta_ms must be >= 0"):
+        regression(CASE, "latency", [1.0], [1.0], 0.1, min_delta_ms=-1)
+
+
+def _case(latency: list[float]) -> CaseVerdict:
+    return evaluate_case(CASE, latency, budget_ms=500, breaker_ms=2000, baseline_latency_ms=[10.0, 10.0], tolerance=0.1)
+
+
+def test_confirmed_regression_says_so() -> None:
+    final = confirmed(_case([13.0, 13.0]), _case([12.5, 12.5]))
+    assert final.outcome is Outcome.FAILED
+    assert final.failures[0].message.endswith("REGRESSED (confirmed on re-run; first run +30.0%)")
+
+
+def test_unconfirmed_regression_passes_and_remembers_the_first_run() -> None:
+    final = confirmed(_case([13.0, 13.0]), _case([10.1, 10.2]))
+    assert final.outcome is Outcome.OK
+    assert final.regression is not None
+    assert "first run looked regressed (+30.0%), not confirmed on re-run" in final.regression.message
+
+
+def test_confirm_without_a_first_failure_returns_the_second() -> None:
+    second = _case([10.0])
+    assert confirmed(_case([10.0]), second) is second

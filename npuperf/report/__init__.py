@@ -39,7 +39,10 @@ def baseline_delta(record: CaseRecord) -> str:
 def row_values(record: CaseRecord) -> dict[str, str]:
     """The formatted figures of one case, keyed by column."""
     r = record.result
+    lo, hi = r.tokens_generated
     return {
+        "prompt": str(r.case.prompt.tokens),
+        "tokens": str(lo) if lo == hi else f"{lo}-{hi}",
         "median": fmt_ms(r.latency.median),
         "p90": fmt_ms(r.latency.p90),
         "max": fmt_ms(r.latency.max),

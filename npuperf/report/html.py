@@ -22,6 +22,8 @@ _ENV = jinja2.Environment(
 )
 
 COLUMNS = (
+    ("prompt", "Prompt tok"),
+    ("tokens", "New tok"),
     ("median", "Median ms"),
     ("p90", "p90 ms"),
     ("ttft", "TTFT ms"),
@@ -50,7 +52,7 @@ class Bar:
     median_y: float
     p90_y: float
     baseline_y: float | None
-    budget_y: float
+    budget_y: float | None
     failed: bool
     title: str
 
@@ -80,7 +82,7 @@ def chart(records: Sequence[CaseRecord], height: float = 220.0, bar: float = 26.
                 median_y=y(rec.result.latency.median),
                 p90_y=y(rec.result.latency.p90),
                 baseline_y=None if base is None else y(base),
-                budget_y=y(rec.budget_ms),
+                budget_y=y(rec.budget_ms) if rec.budget_ms <= top else None,
                 failed=bool(rec.verdict.failures),
                 title=(
                     f"{rec.result.case.label}: median {values['median']} ms, p90 {values['p90']} ms, "
@@ -88,8 +90,9 @@ def chart(records: Sequence[CaseRecord], height: float = 220.0, bar: float = 26.
                 ),
             )
         )
-    width = gap + len(records) * (bar + gap)
-    return _ENV.get_template("chart.svg.j2").render(bars=bars, width=width, height=height, top=top)
+    width = gap + len(records) * (bar + gap) + 60  # room for the last rotated label
+    off_scale = sorted({r.budget_ms for r in records if r.budget_ms > top})
+    return _ENV.get_template("chart.svg.j2").render(bars=bars, width=width, height=height, top=top, off_scale=off_scale)
 
 
 def summary(records: Sequence[CaseRecord], notes: Sequence[str]) -> str:

@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from npuperf.report import CaseRecord, row_values
+from npuperf.stats import tokens_within
+from npuperf.verdict import Outcome
 
 COLUMNS = (
     ("case", "case"),
+    ("prompt", "prompt"),
     ("tokens", "tokens"),
     ("median", "median ms"),
     ("p90", "p90 ms"),
@@ -30,9 +33,7 @@ def case_table(records: Sequence[CaseRecord]) -> list[str]:
     rows = []
     for rec in records:
         values = row_values(rec)
-        lo, hi = rec.result.tokens_generated
         values["case"] = rec.case_id
-        values["tokens"] = f"{lo}" if lo == hi else f"{lo}-{hi}"
         rows.append([values[key] for key, _ in COLUMNS])
     header = [title for _, title in COLUMNS]
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
@@ -44,3 +45,41 @@ def case_table(records: Sequence[CaseRecord]) -> list[str]:
         return "  ".join(parts)
 
     return [line(header), *(line(r) for r in rows)]
+
+
+def fit_lines(records: Sequence[CaseRecord]) -> list[str]:
+    """Per prompt, how many new tokens fit the latency budget at the measured TTFT and TPOT.
+
+    Uses the case with the largest budget for each prompt (its TPOT averages the most tokens).
+    """
+    best: dict[str, CaseRecord] = {}
+    for rec in records:
+        name = rec.result.case.prompt.name
+        if name not in best or rec.result.case.new_tokens > best[name].result.case.new_tokens:
+            best[name] = rec
+    lines = []
+    for name, rec in best.items():
+        r = rec.result
+        tpot = None if r.tpot is None else r.tpot.median
+        fits = tokens_within(rec.budget_ms, r.ttft.median, tpot)
+        tpot_text = "-" if tpot is None else f"{tpot:.2f}"
+        lines.append(
+            f"{r.case.prompt.tokens:>5}-token prompt ({name}): about {fits} new tokens fit {rec.budget_ms:g} ms "
+            f"(TTFT {r.ttft.median:.2f} ms + TPOT {tpot_text} ms each, from {rec.case_id})"
+        )
+    return lines
+
+
+def over_tolerance_lines(records: Sequence[CaseRecord]) -> list[str]:
+    """Cases slower than the baseline beyond the tolerance that did not fail, and why.
+
+    (inconclusive, under the absolute floor, or not confirmed on re-run): worth a look.
+    """
+    lines = []
+    for rec in records:
+        reg = rec.verdict.regression
+        if reg is None or reg.failed or reg.outcome is Outcome.NO_BASELINE:
+            continue
+        if reg.ratio > 1 + reg.tolerance or "not confirmed" in reg.message:
+            lines.append(f"{reg.outcome.value.upper():>12}  {reg.message}")
+    return lines
