@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import subprocess
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -30,7 +31,7 @@ from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
 from npuperf.report import CaseRecord, results_json, row_values, terminal
 from npuperf.report import html as html_report
 from npuperf.settings import OPTIONS, Option, Settings, SettingsError, resolve
-from npuperf.verdict import CaseVerdict, Check, Outcome, circuit_breaker, confirmed, evaluate_case, load_budget
+from npuperf.verdict import CaseVerdict, Check, circuit_breaker, confirmed, evaluate_case, load_budget
 
 
 class NoBaselineWarning(UserWarning):
@@ -253,8 +254,9 @@ class PerfSession:
     def verify(self, warm: WarmEngine, result: CaseResult, lookup: baselines.Lookup, node: pytest.Item) -> CaseRecord:
         """Decide every check of a case, record it for the reports, fail the test on a failure.
 
-        A case that looks regressed is measured once more (confirm-on-fail) and judged
-        on the re-run, so a burst of load on a shared machine does not fail the run.
+        A case that looks regressed is re-measured (confirm-on-fail: --confirm-runs times,
+        each after --confirm-pause-s) and fails only if every re-run confirms it, so a
+        burst of load on a shared machine does not fail the run.
         """
         s = self.settings
         case = result.case
@@ -281,13 +283,18 @@ class PerfSession:
             )
 
         verdict = judge(result)
-        first = verdict.regression
-        if first is not None and first.outcome is Outcome.FAILED:
-            try:
-                result = measure_case(warm.engine, case, s.repetitions)
-            except EngineError as exc:
-                pytest.fail(f"{case.label}: re-run to confirm a regression failed: {exc}", pytrace=False)
-            verdict = confirmed(verdict, judge(result))
+        if verdict.regression is not None and verdict.regression.failed:
+            reruns: list[CaseVerdict] = []
+            for _ in range(s.confirm_runs):
+                time.sleep(s.confirm_pause_s)
+                try:
+                    result = measure_case(warm.engine, case, s.repetitions)
+                except EngineError as exc:
+                    pytest.fail(f"{case.label}: re-run to confirm a regression failed: {exc}", pytrace=False)
+                reruns.append(judge(result))
+                if not reruns[-1].failures:
+                    break
+            verdict = confirmed(verdict, reruns)
         record = CaseRecord(result=result, verdict=verdict, budget_ms=s.budget_for(case.id))
         self.records.append(record)
         node.user_properties.append(("npuperf", row_values(record)))

@@ -61,6 +61,18 @@ OPTIONS: tuple[Option, ...] = (
         "1",
         "a regression must also add more than this to the median (ms); 0 to disable",
     ),
+    Option(
+        "--confirm-runs",
+        "npuperf_confirm_runs",
+        "2",
+        "re-measure a case that looks regressed this many times; it fails only if all confirm",
+    ),
+    Option(
+        "--confirm-pause-s",
+        "npuperf_confirm_pause_s",
+        "1",
+        "pause before each confirming re-run (s), so a passing burst of load can end",
+    ),
     Option("--baselines-dir", "npuperf_baselines_dir", "baselines", "folder of accepted baselines"),
     Option(
         "--update-baselines",
@@ -97,6 +109,8 @@ class Settings:
     budgets_file: str = ""
     tolerance: float = 0.10
     min_regression_ms: float = 1.0
+    confirm_runs: int = 2
+    confirm_pause_s: float = 1.0
     baselines_dir: str = "baselines"
     update_baselines: bool = False
     require_baseline: bool = False
@@ -235,6 +249,8 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
         budgets_file=budgets_file,
         tolerance=tolerance,
         min_regression_ms=_non_negative(flags["min_regression_ms"], raw["min_regression_ms"], "milliseconds"),
+        confirm_runs=_int(flags["confirm_runs"], raw["confirm_runs"], 0),
+        confirm_pause_s=_non_negative(flags["confirm_pause_s"], raw["confirm_pause_s"], "seconds"),
         baselines_dir=raw["baselines_dir"].strip() or "baselines",
         update_baselines=_flag(flags["update_baselines"], raw["update_baselines"]),
         require_baseline=_flag(flags["require_baseline"], raw["require_baseline"]),

@@ -215,22 +215,30 @@ def evaluate_case(
     return CaseVerdict(checks=(budget, breaker, reg))
 
 
-def confirmed(first: CaseVerdict, second: CaseVerdict) -> CaseVerdict:
-    """The verdict of a re-measured case, its message saying what the first run showed.
+def confirmed(first: CaseVerdict, reruns: Sequence[CaseVerdict]) -> CaseVerdict:
+    """The verdict of a case re-measured after it looked regressed.
 
-    A regression stands only if the re-run shows it too: a burst of load on a shared
-    machine lasts seconds, so it rarely hits the same case twice.
+    The regression stands only if every re-run shows it too; the re-runs stop at the
+    first that does not. A burst of load on a shared machine lasts seconds, so it
+    rarely survives re-runs spaced apart. The final verdict is the last re-run's, its
+    message saying what the first run showed.
     """
-    before, after = first.regression, second.regression
-    if before is None or after is None or before.outcome is not Outcome.FAILED:
-        return second
+    before = first.regression
+    if not reruns or before is None or before.outcome is not Outcome.FAILED:
+        return reruns[-1] if reruns else first
+    last = reruns[-1]
+    after = last.regression
+    if after is None:
+        return last
+    first_pct = f"{(before.ratio - 1) * 100:+.1f}%"
+    n = len(reruns)
     if after.outcome is Outcome.FAILED:
-        note = f" (confirmed on re-run; first run {(before.ratio - 1) * 100:+.1f}%)"
+        note = f" (confirmed on {n} re-run{'s' if n > 1 else ''}; first run {first_pct})"
     else:
-        note = f"; first run looked regressed ({(before.ratio - 1) * 100:+.1f}%), not confirmed on re-run"
+        note = f"; first run looked regressed ({first_pct}), not confirmed on re-run {n}"
     from dataclasses import replace
 
-    checks = tuple(replace(c, message=c.message + note) if c is after else c for c in second.checks)
+    checks = tuple(replace(c, message=c.message + note) if c is after else c for c in last.checks)
     return CaseVerdict(checks=checks)
 
 

@@ -62,6 +62,8 @@ def test_bad_overrides_files(tmp_path: Path, content: str, message: str) -> None
         ({"update_baselines": "maybe"}, "--update-baselines: 'maybe' is not a boolean"),
         ({"tolerance": "20"}, "--tolerance: 20.0 is out of range"),
         ({"engine": " "}, "--engine: empty"),
+        ({"confirm_runs": "-1"}, "--confirm-runs: -1 is below 0"),
+        ({"confirm_pause_s": "x"}, "--confirm-pause-s: 'x' is not a number"),
         ({"min_regression_ms": "-1"}, "--min-regression-ms: '-1' is negative or not finite"),
     ],
 )

@@ -147,18 +147,21 @@ def _case(latency: list[float]) -> CaseVerdict:
 
 
 def test_confirmed_regression_says_so() -> None:
-    final = confirmed(_case([13.0, 13.0]), _case([12.5, 12.5]))
+    final = confirmed(_case([13.0, 13.0]), [_case([12.5, 12.5]), _case([12.4])])
     assert final.outcome is Outcome.FAILED
-    assert final.failures[0].message.endswith("REGRESSED (confirmed on re-run; first run +30.0%)")
+    assert final.failures[0].message.endswith("REGRESSED (confirmed on 2 re-runs; first run +30.0%)")
+    assert final.failures[0].message.startswith("32 tokens / 64-token prompt: median latency 12.40 ms")
 
 
 def test_unconfirmed_regression_passes_and_remembers_the_first_run() -> None:
-    final = confirmed(_case([13.0, 13.0]), _case([10.1, 10.2]))
+    final = confirmed(_case([13.0, 13.0]), [_case([12.5]), _case([10.1, 10.2])])
     assert final.outcome is Outcome.OK
     assert final.regression is not None
-    assert "first run looked regressed (+30.0%), not confirmed on re-run" in final.regression.message
+    assert "first run looked regressed (+30.0%), not confirmed on re-run 2" in final.regression.message
 
 
-def test_confirm_without_a_first_failure_returns_the_second() -> None:
+def test_confirm_without_a_first_failure_returns_the_last_rerun() -> None:
     second = _case([10.0])
-    assert confirmed(_case([10.0]), second) is second
+    assert confirmed(_case([10.0]), [second]) is second
+    first = _case([13.0])
+    assert confirmed(first, []) is first
