@@ -254,9 +254,9 @@ class PerfSession:
     def verify(self, warm: WarmEngine, result: CaseResult, lookup: baselines.Lookup, node: pytest.Item) -> CaseRecord:
         """Decide every check of a case, record it for the reports, fail the test on a failure.
 
-        A case that looks regressed is re-measured (confirm-on-fail: --confirm-runs times,
-        each after --confirm-pause-s) and fails only if every re-run confirms it, so a
-        burst of load on a shared machine does not fail the run.
+        A case that looks regressed is re-measured (confirm-on-fail: up to --confirm-runs
+        times, the k-th after k x --confirm-pause-s) and fails only if every re-run confirms
+        it, so a slow spell of a shared machine does not fail the run.
         """
         s = self.settings
         case = result.case
@@ -285,8 +285,8 @@ class PerfSession:
         verdict = judge(result)
         if verdict.regression is not None and verdict.regression.failed:
             reruns: list[CaseVerdict] = []
-            for _ in range(s.confirm_runs):
-                time.sleep(s.confirm_pause_s)
+            for attempt in range(1, s.confirm_runs + 1):
+                time.sleep(s.confirm_pause_s * attempt)  # 1 s, 2 s, 3 s: outlast a slow spell
                 try:
                     result = measure_case(warm.engine, case, s.repetitions)
                 except EngineError as exc:

@@ -64,14 +64,14 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "--confirm-runs",
         "npuperf_confirm_runs",
-        "2",
+        "3",
         "re-measure a case that looks regressed this many times; it fails only if all confirm",
     ),
     Option(
         "--confirm-pause-s",
         "npuperf_confirm_pause_s",
         "1",
-        "pause before each confirming re-run (s), so a passing burst of load can end",
+        "pause before the k-th confirming re-run is k times this (s), so a slow spell can end",
     ),
     Option("--baselines-dir", "npuperf_baselines_dir", "baselines", "folder of accepted baselines"),
     Option(
@@ -109,7 +109,7 @@ class Settings:
     budgets_file: str = ""
     tolerance: float = 0.10
     min_regression_ms: float = 1.0
-    confirm_runs: int = 2
+    confirm_runs: int = 3
     confirm_pause_s: float = 1.0
     baselines_dir: str = "baselines"
     update_baselines: bool = False
