@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -114,17 +115,21 @@ def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path) -> None:
         "-m",
         "onnxruntime_genai.models.builder",
         "-i",
-        str(hf),
+        str(hf.resolve()),
         "-o",
-        str(out),
+        str(out.resolve()),
         "-p",
         recipe.precision,
         "-e",
         "cpu",
         "-c",
-        str(cache),
+        str(cache.resolve()),
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    # The builder stamps `git rev-parse HEAD` of its working directory into the model's
+    # producer_version. Point git at no repository, so it falls back to the wheel's own
+    # commit and the bytes do not depend on which checkout the build ran in.
+    env = {**os.environ, "GIT_DIR": str(cache.resolve() / "no-git")}
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
         raise SynthError(f"onnxruntime-genai model builder failed (exit {proc.returncode}):\n{tail}")
