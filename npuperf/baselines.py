@@ -1,7 +1,8 @@
 """Versioned baseline files: the key, strict loading, merging and atomic saving.
 
 One file per key (device x engine x provider x runtime versions x model), one entry
-per case, raw samples kept so later comparisons can use any statistic. Files are
+per case, raw samples kept so later comparisons can use any statistic (the summary
+beside them is for reviewers and is recomputed, never trusted, on load). Files are
 JSON with sorted keys and one-line sample arrays so that diffs review like code.
 Comparison lives in verdict.py; this module only reads and writes.
 """
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from npuperf import atomic
+from npuperf.stats import Summary
 
 SCHEMA = "npuperf.baseline/1"
 SUPPORTED_SCHEMAS = (SCHEMA,)
@@ -104,9 +106,22 @@ class CaseBaseline:
             "new_tokens": self.new_tokens,
             "sampling": self.sampling,
             "samples": {k: [round(v, 4) for v in vs] for k, vs in sorted(self.samples.items())},
+            "summary": {k: _summary(vs) for k, vs in sorted(self.samples.items()) if vs},
             "recorded_at": self.recorded_at,
             "commit": self.commit,
         }
+
+
+def _summary(samples: tuple[float, ...]) -> dict[str, float | int]:
+    """For reviewers reading a diff; derived from the samples and ignored on load."""
+    s = Summary.of(samples)
+    return {
+        "n": s.n,
+        "median": round(s.median, 4),
+        "p90": round(s.p90, 4),
+        "min": round(s.min, 4),
+        "max": round(s.max, 4),
+    }
 
 
 @dataclass(frozen=True)
@@ -128,11 +143,13 @@ class BaselineFile:
 
 
 def _dump(value: Any, indent: int = 0) -> str:
-    """JSON with sorted keys, nested objects indented, lists of numbers kept on one line."""
+    """JSON with sorted keys, nested objects indented; lists and all-number objects on one line."""
     pad = "  " * (indent + 1)
     if isinstance(value, dict):
         if not value:
             return "{}"
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+            return json.dumps(value, sort_keys=True)
         items = [f"{pad}{json.dumps(k, ensure_ascii=False)}: {_dump(value[k], indent + 1)}" for k in sorted(value)]
         return "{\n" + ",\n".join(items) + "\n" + "  " * indent + "}"
     return json.dumps(value, ensure_ascii=False)

@@ -198,6 +198,7 @@ class PerfSession:
                     "Model": info.model_id,
                     "Model sha256": info.model_sha256[:16],
                     "Runtime versions": ", ".join(f"{k} {v}" for k, v in sorted(info.versions.items())),
+                    "Timing source": warm.cold.clock,
                 }
             )
             env.update({f"Engine {k}": v for k, v in info.details.items()})
@@ -365,7 +366,7 @@ class PerfSession:
         if self.records:
             for line in terminal.case_table(self.records):
                 tr.write_line(line)
-            tr.write_line("token budgets that fit the latency budget, from the measured TTFT and TPOT:")
+            tr.write_line("token budgets that fit the latency budget, from the measured TTFT and TPOT (extrapolated):")
             for line in terminal.fit_lines(self.records):
                 tr.write_line(f"  {line}")
         for line in terminal.over_tolerance_lines(self.records):

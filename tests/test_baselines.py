@@ -159,3 +159,27 @@ def test_a_renamed_file_holding_another_key_is_an_error(tmp_path: Path) -> None:
 
 def test_missing_folder_is_simply_no_baseline(tmp_path: Path) -> None:
     assert baselines.find(tmp_path / "nowhere", KEY).file is None
+
+
+GOLDEN = Path(__file__).parent / "data" / "baseline-v1.json"
+
+
+def test_golden_v1_file_loads_and_rewrites_byte_for_byte() -> None:
+    """A committed v1 file: a format change that breaks old files fails here first.
+
+    The numbers in it are round fixture values, not measurements.
+    """
+    loaded = baselines.load(GOLDEN)
+    assert loaded.key.device["cpu"].startswith("Snapdragon(R) X Elite")
+    assert loaded.cases["t32-p64"].samples["latency_ms"] == (1000.0, 1010.0, 1020.0)
+    assert loaded.cases["t8-greeting-zh"].prompt_tokens == 2
+    assert loaded.to_json() == GOLDEN.read_text(encoding="utf-8")
+
+
+def test_summary_in_the_file_is_ignored_on_load(tmp_path: Path) -> None:
+    doc = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    doc["cases"]["t32-p64"]["summary"]["latency_ms"]["median"] = 1.0  # hand-edited: not trusted
+    path = tmp_path / "b.json"
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    rewritten = json.loads(baselines.load(path).to_json())
+    assert rewritten["cases"]["t32-p64"]["summary"]["latency_ms"]["median"] == 1010.0

@@ -83,4 +83,4 @@ def test_fit_lines_use_the_largest_budget_case_per_prompt() -> None:
 
     (line,) = fit_lines([record(latency=10.0), record(latency=10.0)])
     # TTFT 7 ms, TPOT 1 ms, budget 500 ms -> 1 + floor(493 / 1) = 494
-    assert line.strip().startswith("8-token prompt (corpus-8): about 494 new tokens fit 500 ms")
+    assert line.strip().startswith("8-token prompt (corpus-8): 494 new tokens would fit 500 ms")

@@ -51,6 +51,7 @@ def fit_lines(records: Sequence[CaseRecord]) -> list[str]:
     """Per prompt, how many new tokens fit the latency budget at the measured TTFT and TPOT.
 
     Uses the case with the largest budget for each prompt (its TPOT averages the most tokens).
+    An extrapolation: the model's context length may be shorter.
     """
     best: dict[str, CaseRecord] = {}
     for rec in records:
@@ -64,7 +65,7 @@ def fit_lines(records: Sequence[CaseRecord]) -> list[str]:
         fits = tokens_within(rec.budget_ms, r.ttft.median, tpot)
         tpot_text = "-" if tpot is None else f"{tpot:.2f}"
         lines.append(
-            f"{r.case.prompt.tokens:>5}-token prompt ({name}): about {fits} new tokens fit {rec.budget_ms:g} ms "
+            f"{r.case.prompt.tokens:>5}-token prompt ({name}): {fits} new tokens would fit {rec.budget_ms:g} ms "
             f"(TTFT {r.ttft.median:.2f} ms + TPOT {tpot_text} ms each, from {rec.case_id})"
         )
     return lines
