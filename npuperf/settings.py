@@ -149,24 +149,23 @@ def _int(flag: str, raw: str, minimum: int) -> int:
     return value
 
 
-def _positive(flag: str, raw: str, unit: str) -> float:
+def _float(flag: str, raw: str, accepted: str, valid: Callable[[float], bool]) -> float:
+    """A finite number for which ``valid`` holds; ``accepted`` words the rule for the message."""
     try:
         value = float(raw.strip())
     except ValueError:
-        raise SettingsError(f"{flag}: {raw!r} is not a number; expected a positive number of {unit}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise SettingsError(f"{flag}: {raw!r} is not positive; expected a positive number of {unit}")
+        raise SettingsError(f"{flag}: {raw!r} is not a number; expected {accepted}") from None
+    if not math.isfinite(value) or not valid(value):
+        raise SettingsError(f"{flag}: {raw!r} is out of range; expected {accepted}")
     return value
+
+
+def _positive(flag: str, raw: str, unit: str) -> float:
+    return _float(flag, raw, f"a positive number of {unit}", lambda v: v > 0)
 
 
 def _non_negative(flag: str, raw: str, unit: str) -> float:
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{flag}: {raw!r} is not a number; expected a number of {unit} >= 0") from None
-    if not math.isfinite(value) or value < 0:
-        raise SettingsError(f"{flag}: {raw!r} is negative or not finite; expected a number of {unit} >= 0")
-    return value
+    return _float(flag, raw, f"a number of {unit} >= 0", lambda v: v >= 0)
 
 
 def _flag(flag: str, raw: str) -> bool:
@@ -221,15 +220,9 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
     flags = {opt.dest.removeprefix("npuperf_"): opt.flag for opt in OPTIONS}
     budgets_file = raw["budgets_file"].strip()
     overrides = load_budget_overrides(rootdir / budgets_file) if budgets_file else {}
-    tolerance_flag = flags["tolerance"]
-    try:
-        tolerance = float(raw["tolerance"])
-    except ValueError:
-        raise SettingsError(
-            f"{tolerance_flag}: {raw['tolerance']!r} is not a number; expected a fraction like 0.10 for 10%"
-        ) from None
-    if not 0 <= tolerance < 10:
-        raise SettingsError(f"{tolerance_flag}: {tolerance} is out of range; expected a fraction like 0.10 for 10%")
+    tolerance = _float(
+        flags["tolerance"], raw["tolerance"], "a fraction from 0 to 10, like 0.10 for 10%", lambda v: 0 <= v < 10
+    )
     engine = raw["engine"].strip()
     if not engine:
         raise SettingsError(f"{flags['engine']}: empty; expected an engine name such as ort-genai")

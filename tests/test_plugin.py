@@ -202,8 +202,14 @@ def test_a_baseline_for_another_device_is_not_compared_and_is_named(suite: pytes
         ),
         (["--prompt-lengths=0"], "*--prompt-lengths: 0 is below 1; expected integers >= 1*"),
         (["--repetitions=ten"], "*--repetitions: 'ten' is not an integer; expected an integer >= 1*"),
-        (["--latency-budget-ms=-5"], "*--latency-budget-ms: '-5' is not positive*"),
-        (["--tolerance=ten"], "*--tolerance: 'ten' is not a number; expected a fraction like 0.10 for 10%*"),
+        (
+            ["--latency-budget-ms=-5"],
+            "*--latency-budget-ms: '-5' is out of range; expected a positive number of mi*",
+        ),
+        (
+            ["--tolerance=ten"],
+            "*--tolerance: 'ten' is not a number; expected a fraction from 0 to 10, like 0.10*",
+        ),
         (["--team-prompts=hola"], "*--team-prompts: unknown prompt 'hola'; expected 'none' or a comma list of*"),
         (["--engine=nope"], "*--engine: unknown engine 'nope'; known engines: fake, missing-runtime, ort-genai*"),
         (["--budgets-file=missing.toml"], "*--budgets-file: cannot read*missing.toml*"),

@@ -57,14 +57,17 @@ def test_bad_overrides_files(tmp_path: Path, content: str, message: str) -> None
         ({"token_budgets": ""}, "--token-budgets: '' is empty"),
         ({"token_budgets": "8,8"}, "--token-budgets: '8,8' repeats a value"),
         ({"warmup": "-1"}, "--warmup: -1 is below 0"),
-        ({"breaker_ms": "inf"}, "--breaker-ms: 'inf' is not positive"),
+        ({"breaker_ms": "inf"}, "--breaker-ms: 'inf' is out of range; expected a positive number of milliseconds"),
         ({"load_budget_s": "soon"}, "--load-budget-s: 'soon' is not a number"),
         ({"update_baselines": "maybe"}, "--update-baselines: 'maybe' is not a boolean"),
-        ({"tolerance": "20"}, "--tolerance: 20.0 is out of range"),
+        ({"tolerance": "20"}, "--tolerance: '20' is out of range; expected a fraction from 0 to 10"),
         ({"engine": " "}, "--engine: empty"),
         ({"confirm_runs": "-1"}, "--confirm-runs: -1 is below 0"),
         ({"confirm_pause_s": "x"}, "--confirm-pause-s: 'x' is not a number"),
-        ({"min_regression_ms": "-1"}, "--min-regression-ms: '-1' is negative or not finite"),
+        (
+            {"min_regression_ms": "-1"},
+            "--min-regression-ms: '-1' is out of range; expected a number of mi",
+        ),
     ],
 )
 def test_bad_values_name_option_value_and_accepted(tmp_path: Path, given: dict[str, str], message: str) -> None:
