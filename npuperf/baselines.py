@@ -20,8 +20,9 @@ from typing import Any
 from npuperf import atomic
 from npuperf.stats import Summary
 
-SCHEMA = "npuperf.baseline/1"
-SUPPORTED_SCHEMAS = (SCHEMA,)
+SCHEMA = "npuperf.baseline/2"
+# v1 (no noise floor) still loads; its comparisons fall back to the tolerance alone.
+SUPPORTED_SCHEMAS = ("npuperf.baseline/1", SCHEMA)
 
 
 class BaselineError(Exception):
@@ -98,6 +99,9 @@ class CaseBaseline:
     samples: Mapping[str, tuple[float, ...]]
     recorded_at: str
     commit: str = ""
+    # Same-code drift per metric: ln(m1 / m2), signed, between the medians of two passes
+    # over the grid made when the baseline was recorded (empty in v1 files).
+    noise: Mapping[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -107,6 +111,7 @@ class CaseBaseline:
             "sampling": self.sampling,
             "samples": {k: [round(v, 4) for v in vs] for k, vs in sorted(self.samples.items())},
             "summary": {k: _summary(vs) for k, vs in sorted(self.samples.items()) if vs},
+            "noise": {k: round(v, 5) for k, v in sorted(self.noise.items())},
             "recorded_at": self.recorded_at,
             "commit": self.commit,
         }
@@ -128,10 +133,36 @@ def _summary(samples: tuple[float, ...]) -> dict[str, float | int]:
 class BaselineFile:
     key: BaselineKey
     cases: Mapping[str, CaseBaseline] = field(default_factory=dict)
+    schema: str = SCHEMA
+
+    def noise_floor(self, case_id: str, metric: str) -> float | None:
+        """The case's recorded noise, but never below the median noise of the file's cases.
+
+        Two passes give a rough per-case estimate; the grid-wide median keeps a case that
+        happened to agree with itself from getting a threshold tighter than the machine.
+        """
+        own = self.cases[case_id].noise.get(metric) if case_id in self.cases else None
+        if own is None:
+            return None
+        values = sorted(abs(c.noise[metric]) for c in self.cases.values() if metric in c.noise)
+        return max(abs(own), values[len(values) // 2])
+
+    def grid_noise(self, metric: str) -> float | None:
+        """How far the grid's median case moved between the two passes: |median of ln(m1/m2)|.
+
+        The noise floor of the whole-grid test (None in v1 files). Cases drift in both
+        directions, so the grid statistic moves much less than any one case.
+        """
+        values = sorted(c.noise[metric] for c in self.cases.values() if metric in c.noise)
+        if not values:
+            return None
+        mid = len(values) // 2
+        median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+        return abs(median)
 
     def merged(self, new_cases: Mapping[str, CaseBaseline]) -> BaselineFile:
         """Cases measured now replace their old entries; the others are kept."""
-        return BaselineFile(key=self.key, cases={**self.cases, **new_cases})
+        return BaselineFile(key=self.key, cases={**self.cases, **new_cases}, schema=SCHEMA)
 
     def to_json(self) -> str:
         doc = {
@@ -169,6 +200,7 @@ def _case_from(path: Path, cid: str, data: Any) -> CaseBaseline:
             samples=samples,
             recorded_at=str(data.get("recorded_at", "")),
             commit=str(data.get("commit", "")),
+            noise={str(k): float(v) for k, v in data.get("noise", {}).items()},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise BaselineError(f"{path}: case {cid!r} is malformed ({exc!r}); fix or delete the file") from exc
@@ -199,7 +231,8 @@ def load(path: Path) -> BaselineFile:
             raise TypeError("'cases' is not an object")
     except (KeyError, TypeError, AttributeError) as exc:
         raise BaselineError(f"{path}: baseline key or cases are malformed ({exc!r})") from exc
-    return BaselineFile(key=key, cases={cid: _case_from(path, cid, c) for cid, c in raw_cases.items()})
+    cases = {cid: _case_from(path, cid, c) for cid, c in raw_cases.items()}
+    return BaselineFile(key=key, cases=cases, schema=str(doc["schema"]))
 
 
 @dataclass(frozen=True)

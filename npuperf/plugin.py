@@ -7,11 +7,12 @@ decides comes from the pure modules; this module only wires them to pytest.
 from __future__ import annotations
 
 import datetime
+import math
 import subprocess
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,24 @@ from npuperf.engines.base import (
     create_engine,
     known_engines,
 )
-from npuperf.measure import Case, CaseResult, WarmEngine, load_and_warm, measure_case
+from npuperf.engines.faults import SlowedEngine
+from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, load_and_warm, measure_case
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
 from npuperf.report import CaseRecord, results_json, row_values, terminal
 from npuperf.report import html as html_report
 from npuperf.settings import OPTIONS, Option, Settings, SettingsError, resolve
-from npuperf.verdict import CaseVerdict, Check, circuit_breaker, confirmed, evaluate_case, load_budget
+from npuperf.stats import OnlineHolm
+from npuperf.verdict import (
+    CaseVerdict,
+    Check,
+    Outcome,
+    Regression,
+    circuit_breaker,
+    confirmed,
+    evaluate_case,
+    grid_regression,
+    load_budget,
+)
 
 
 class NoBaselineWarning(UserWarning):
@@ -93,6 +106,10 @@ class PerfSession:
     _lookup: baselines.Lookup | None = None
     _key: baselines.BaselineKey | None = None
     _prompts: dict[str, Prompt] = field(default_factory=dict)
+    _family: OnlineHolm | None = None
+    _hypotheses: list[tuple[str, str]] = field(default_factory=list)
+    grid: Regression | None = None
+    _rejected_online: set[tuple[str, str]] = field(default_factory=set)
 
     # ----- paths and identity ------------------------------------------------------------
     @property
@@ -129,7 +146,8 @@ class PerfSession:
     def _make_engine(self) -> Engine:
         s = self.settings
         model = str(self._path(s.model)) if s.model else ""
-        return create_engine(s.engine, EngineOptions(model=model, provider=s.provider))
+        engine = create_engine(s.engine, EngineOptions(model=model, provider=s.provider))
+        return SlowedEngine(engine, s.inject_slowdown) if s.inject_slowdown else engine
 
     def prompt(self, engine: Engine, spec: CaseSpec) -> Prompt:
         key = spec.team_prompt or f"p{spec.prompt_tokens}"
@@ -201,6 +219,10 @@ class PerfSession:
                     "Timing source": warm.cold.clock,
                 }
             )
+        if self.settings.inject_slowdown:
+            env["Fault injection"] = (
+                f"canary: every call and every token slowed by {self.settings.inject_slowdown:.0%} on purpose"
+            )
             env.update({f"Engine {k}": v for k, v in info.details.items()})
         return env
 
@@ -224,6 +246,12 @@ class PerfSession:
                 self._lookup = baselines.find(self._path(self.settings.baselines_dir), self._key)
             except baselines.BaselineError as exc:
                 pytest.fail(f"baseline: {exc}", pytrace=False)
+            found = self._lookup.file
+            if found is not None and found.schema != baselines.SCHEMA:
+                self.notes.append(
+                    f"{self._show(self._lookup.path)} is {found.schema}: no noise floor, so thresholds are the "
+                    "tolerance alone; re-record with --update-baselines to add one"
+                )
             if self._lookup.file is None:
                 self.notes.append(f"no accepted baseline at {self._show(self._lookup.path)}")
                 self.notes.extend(f"  near miss: {m}" for m in self._lookup.near_misses)
@@ -268,32 +296,39 @@ class PerfSession:
                 f"{base.new_tokens} tokens / {base.prompt_tokens}-token prompt; re-record with --update-baselines",
                 pytrace=False,
             )
-        baseline_ms = None if base is None else base.samples["latency_ms"]
+        noise = {m: f for m in METRICS if lookup.file and (f := lookup.file.noise_floor(case.id, m)) is not None}
 
-        def judge(measured: CaseResult) -> CaseVerdict:
+        def judge(measured: CaseResult, family: OnlineHolm | None) -> CaseVerdict:
             return evaluate_case(
                 case.label,
-                measured.samples("latency_ms"),
+                {m: measured.samples(m) for m in METRICS},
                 budget_ms=s.budget_for(case.id),
                 breaker_ms=s.breaker_ms,
-                baseline_latency_ms=baseline_ms,
+                baseline=None if base is None else base.samples,
                 tolerance=s.tolerance,
+                noise=noise,
+                noise_k=s.noise_k,
                 min_delta_ms=s.min_regression_ms,
+                family=family,
+                alpha=s.alpha,
                 require_baseline=s.require_baseline,
                 enforce_regression=not s.update_baselines,
             )
 
-        verdict = judge(result)
-        if verdict.regression is not None and verdict.regression.failed:
+        verdict = judge(result, self.family())
+        self._hypotheses.extend((case.id, r.metric) for r in verdict.regressions)
+        self._rejected_online.update((case.id, r.metric) for r in verdict.regressions if r.failed)
+        if any(r.failed for r in verdict.regressions):
             reruns: list[CaseVerdict] = []
             for attempt in range(1, s.confirm_runs + 1):
-                time.sleep(s.confirm_pause_s * attempt)  # 1 s, 2 s, 3 s: outlast a slow spell
+                time.sleep(s.confirm_pause_s * attempt)  # 1 s, then 2 s: outlast a slow spell
                 try:
                     result = measure_case(warm.engine, case, s.repetitions)
                 except EngineError as exc:
                     pytest.fail(f"{case.label}: re-run to confirm a regression failed: {exc}", pytrace=False)
-                reruns.append(judge(result))
-                if not reruns[-1].failures:
+                # each re-run re-tests hypotheses Holm already rejected, at alpha on its own
+                reruns.append(judge(result, None))
+                if not any(r.failed for r in reruns[-1].regressions):
                     break
             verdict = confirmed(verdict, reruns)
         record = CaseRecord(result=result, verdict=verdict, budget_ms=s.budget_for(case.id))
@@ -311,7 +346,64 @@ class PerfSession:
             self.notes.append(f"{case.id}: {result.stopped_early} repetition(s) stopped before the budget")
         if verdict.failures:
             pytest.fail("\n".join(c.message for c in verdict.failures), pytrace=False)
+        if s.fail_inconclusive and verdict.outcome is Outcome.INCONCLUSIVE:
+            inconclusive = [c.message for c in verdict.checks if c.outcome is Outcome.INCONCLUSIVE]
+            pytest.fail("\n".join(inconclusive) + "\n(--fail-inconclusive is set)", pytrace=False)
         return record
+
+    def check_grid(self, warm: WarmEngine, lookup: baselines.Lookup) -> Regression:
+        """Is the whole grid slower than its baseline? Confirmed by one re-measurement of every case."""
+        s = self.settings
+        if lookup.file is None:
+            pytest.skip("no accepted baseline: the grid cannot be compared")
+        measured = [r for r in self.records if r.case_id in lookup.file.cases]
+        if not measured:
+            pytest.skip("no case of this run has a baseline entry")
+        floor = lookup.file.grid_noise("latency_ms")
+
+        def judge(results: list[CaseResult]) -> Regression:
+            pairs = [
+                (r.samples("latency_ms"), lookup.file.cases[r.case.id].samples["latency_ms"])  # type: ignore[union-attr]
+                for r in results
+            ]
+            return grid_regression(
+                pairs, tolerance=s.grid_tolerance, noise_floor=floor, noise_k=s.noise_k, alpha=s.alpha
+            )
+
+        grid = judge([r.result for r in measured])
+        if grid.failed and s.confirm_runs:
+            time.sleep(s.confirm_pause_s)
+            self._progress(f"grid looks regressed; re-measuring {len(measured)} case(s) to confirm")
+            again = judge([measure_case(warm.engine, r.result.case, s.repetitions) for r in measured])
+            note = (
+                f" (confirmed on re-run; first run {(grid.ratio - 1) * 100:+.1f}%)"
+                if again.failed
+                else f"; first run looked regressed ({(grid.ratio - 1) * 100:+.1f}%), not confirmed on re-run"
+            )
+            grid = replace(again, message=again.message + note)
+        if grid.failed and s.update_baselines:
+            grid = replace(
+                grid, outcome=Outcome.INCONCLUSIVE, message=grid.message + " (not enforced: accepting new baselines)"
+            )
+        self.grid = grid
+        if grid.failed:
+            pytest.fail(grid.message, pytrace=False)
+        if s.fail_inconclusive and grid.outcome is Outcome.INCONCLUSIVE:
+            pytest.fail(grid.message + "\n(--fail-inconclusive is set)", pytrace=False)
+        return grid
+
+    def family(self) -> OnlineHolm:
+        """The regression hypotheses of the whole grid: every case x metric, under Holm."""
+        if self._family is None:
+            self._family = OnlineHolm(len(case_specs(self.settings)) * len(METRICS), self.settings.alpha)
+        return self._family
+
+    def late_rejections(self) -> list[tuple[str, str]]:
+        """Hypotheses full-grid Holm rejects that the online decision (made per case) did not."""
+        if self._family is None:
+            return []
+        final = self._family.final()
+        return [h for h, rej in zip(self._hypotheses, final, strict=False) if rej and h not in self._rejected_online]
 
     # ----- backend checks ----------------------------------------------------------------
     def check_load(self, warm: WarmEngine) -> Check:
@@ -361,7 +453,7 @@ class PerfSession:
                 f"[{info.model_sha256[:12]}], load {self._warm.load_s:.2f} s, "
                 f"cold first call {self._warm.cold.latency_ms:.1f} ms"
             )
-        for check in self.backend_checks:
+        for check in self.backend_checks + ([self.grid] if self.grid is not None else []):
             tr.write_line(f"{check.outcome.value.upper():>12}  {check.message}")
         if self.records:
             for line in terminal.case_table(self.records):
@@ -371,6 +463,12 @@ class PerfSession:
                 tr.write_line(f"  {line}")
         for line in terminal.over_tolerance_lines(self.records):
             tr.write_line(line, yellow=True)
+        for case_id, metric in self.late_rejections():
+            tr.write_line(
+                f"INCONCLUSIVE  {case_id} {metric}: full-grid Holm would call it regressed; it was judged before "
+                "the grid's other p-values were known; rerun to confirm",
+                yellow=True,
+            )
         for note in self.notes:
             tr.write_line(note)
 
@@ -397,6 +495,16 @@ class PerfSession:
                 {"name": c.name, "outcome": c.outcome.value, "value": c.value, "limit": c.limit, "message": c.message}
                 for c in self.backend_checks
             ],
+            "grid": None
+            if self.grid is None
+            else {
+                "outcome": self.grid.outcome.value,
+                "ratio": self.grid.ratio,
+                "ci": [self.grid.ci_low, self.grid.ci_high],
+                "p_value": self.grid.p_value,
+                "threshold": self.grid.threshold,
+                "message": self.grid.message,
+            },
         }
         if warm is not None:
             session_info.update(
@@ -418,23 +526,33 @@ class PerfSession:
         self.notes.append(f"results JSON: {self._show(path)}")
 
     def _write_baselines(self) -> None:
+        """Record this run's cases as the baselines, with a second pass for the noise floor.
+
+        The second pass measures every case again after the whole grid has run, so the two
+        medians are minutes apart in a short run; their spread is the same-code noise
+        stored with the baseline. Both passes' samples are kept.
+        """
         assert self._lookup is not None
         assert self._key is not None
+        assert self._warm is not None
         stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         commit = git_commit(self.root)
-        new_cases = {
-            rec.case_id: baselines.CaseBaseline(
+        self._progress(f"noise floor: second pass over {len(self.records)} case(s) for the baselines")
+        new_cases = {}
+        for rec in self.records:
+            first = rec.result
+            second = measure_case(self._warm.engine, first.case, self.settings.repetitions)
+            new_cases[rec.case_id] = baselines.CaseBaseline(
                 case_id=rec.case_id,
-                prompt=rec.result.case.prompt.name,
-                prompt_tokens=rec.result.case.prompt.tokens,
-                new_tokens=rec.result.case.new_tokens,
-                sampling=rec.result.case.sampling,
-                samples={m: rec.result.samples(m) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
+                prompt=first.case.prompt.name,
+                prompt_tokens=first.case.prompt.tokens,
+                new_tokens=first.case.new_tokens,
+                sampling=first.case.sampling,
+                samples={m: first.samples(m) + second.samples(m) for m in METRICS},
                 recorded_at=stamp,
                 commit=commit,
+                noise={m: _drift(first.samples(m), second.samples(m)) for m in METRICS if first.samples(m)},
             )
-            for rec in self.records
-        }
         current = self._lookup.file or baselines.BaselineFile(key=self._key)
         baselines.save(self._lookup.path, current.merged(new_cases))
         kept = len(current.cases.keys() - new_cases.keys())
@@ -442,6 +560,12 @@ class PerfSession:
             f"baselines written: {len(new_cases)} case(s) to {self._show(self._lookup.path)}"
             + (f" ({kept} other case(s) kept)" if kept else "")
         )
+
+
+def _drift(first: tuple[float, ...], second: tuple[float, ...]) -> float:
+    """ln(median ratio) of two passes over the same code: signed, about a fraction."""
+    a, b = sorted(first)[len(first) // 2], sorted(second)[len(second) // 2]
+    return math.log(a / b) if a > 0 and b > 0 else 0.0
 
 
 def _with_message(check: Check, message: str) -> Check:
@@ -467,7 +591,8 @@ class HtmlHooks:
         cells.extend(html_report.row_cells(values if isinstance(values, dict) else None))
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
-        notes = [c.message for c in self.perf.backend_checks] + self.perf.notes
+        checks = self.perf.backend_checks + ([self.perf.grid] if self.perf.grid is not None else [])
+        notes = [c.message for c in checks] + self.perf.notes
         prefix.append(html_report.summary(self.perf.records, notes))
 
 

@@ -62,9 +62,35 @@ OPTIONS: tuple[Option, ...] = (
         "a regression must also add more than this to the median (ms); 0 to disable",
     ),
     Option(
+        "--grid-tolerance",
+        "npuperf_grid_tolerance",
+        "0.03",
+        "whole-grid regression tolerance: the median case's slowdown that fails the grid test",
+    ),
+    Option(
+        "--noise-k",
+        "npuperf_noise_k",
+        "2",
+        "materiality threshold = max(tolerance, noise-k x the baseline's noise floor)",
+    ),
+    Option("--alpha", "npuperf_alpha", "0.05", "family-wise error rate of the regression tests (Holm over the grid)"),
+    Option(
+        "--fail-inconclusive",
+        "npuperf_fail_inconclusive",
+        "false",
+        "fail a case whose regression verdict is INCONCLUSIVE",
+        kind="flag",
+    ),
+    Option(
+        "--inject-slowdown",
+        "npuperf_inject_slowdown",
+        "0",
+        "canary: slow the engine by this fraction per call and per token (0.10 = 10%); 0 = off",
+    ),
+    Option(
         "--confirm-runs",
         "npuperf_confirm_runs",
-        "3",
+        "2",
         "re-measure a case that looks regressed this many times; it fails only if all confirm",
     ),
     Option(
@@ -109,7 +135,12 @@ class Settings:
     budgets_file: str = ""
     tolerance: float = 0.10
     min_regression_ms: float = 1.0
-    confirm_runs: int = 3
+    grid_tolerance: float = 0.03
+    noise_k: float = 2.0
+    alpha: float = 0.05
+    fail_inconclusive: bool = False
+    inject_slowdown: float = 0.0
+    confirm_runs: int = 2
     confirm_pause_s: float = 1.0
     baselines_dir: str = "baselines"
     update_baselines: bool = False
@@ -226,7 +257,7 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
     engine = raw["engine"].strip()
     if not engine:
         raise SettingsError(f"{flags['engine']}: empty; expected an engine name such as ort-genai")
-    return Settings(
+    settings = Settings(
         engine=engine,
         model=raw["model"].strip(),
         provider=raw["provider"].strip(),
@@ -242,6 +273,18 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
         budgets_file=budgets_file,
         tolerance=tolerance,
         min_regression_ms=_non_negative(flags["min_regression_ms"], raw["min_regression_ms"], "milliseconds"),
+        grid_tolerance=_float(
+            flags["grid_tolerance"], raw["grid_tolerance"], "a fraction from 0 to 10, like 0.03", lambda v: 0 <= v < 10
+        ),
+        noise_k=_non_negative(flags["noise_k"], raw["noise_k"], "noise floors"),
+        alpha=_float(flags["alpha"], raw["alpha"], "a probability between 0 and 1, like 0.05", lambda v: 0 < v < 1),
+        fail_inconclusive=_flag(flags["fail_inconclusive"], raw["fail_inconclusive"]),
+        inject_slowdown=_float(
+            flags["inject_slowdown"],
+            raw["inject_slowdown"],
+            "a fraction from 0 (off) to 10, like 0.10",
+            lambda v: 0 <= v <= 10,
+        ),
         confirm_runs=_int(flags["confirm_runs"], raw["confirm_runs"], 0),
         confirm_pause_s=_non_negative(flags["confirm_pause_s"], raw["confirm_pause_s"], "seconds"),
         baselines_dir=raw["baselines_dir"].strip() or "baselines",
@@ -249,3 +292,9 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
         require_baseline=_flag(flags["require_baseline"], raw["require_baseline"]),
         results_json=raw["results_json"].strip(),
     )
+    if settings.inject_slowdown and settings.update_baselines:
+        raise SettingsError(
+            f"--inject-slowdown: {settings.inject_slowdown:g} with --update-baselines would accept a deliberately "
+            "slowed run as the baseline; use one or the other"
+        )
+    return settings

@@ -7,6 +7,7 @@ method), so p50 of [1, 2, 3, 4] is 2.5 and results match numpy.percentile.
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -82,3 +83,172 @@ def tokens_within(budget_ms: float, ttft_ms: float, tpot_ms: float | None) -> in
     if not tpot_ms:
         return 1
     return 1 + math.floor((budget_ms - ttft_ms) / tpot_ms)
+
+
+@dataclass(frozen=True)
+class RatioTest:
+    """Bootstrap test of the ratio of medians, current / baseline.
+
+    ``p_value`` is one-sided for "the true ratio exceeds ``line``"; ``ci_low`` and
+    ``ci_high`` bound a two-sided interval at ``confidence``.
+    """
+
+    ratio: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    line: float
+    resamples: int
+    confidence: float
+
+
+def _median(values: Sequence[float]) -> float:
+    return percentile(values, 50)
+
+
+def ratio_of_medians(
+    current: Sequence[float],
+    baseline: Sequence[float],
+    line: float,
+    *,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> RatioTest:
+    """Percentile bootstrap of median(current) / median(baseline).
+
+    Distribution-free: latency samples are skewed and sometimes bimodal, so no normal
+    or log-normal model is assumed; each sample is resampled with replacement, on its
+    own, ``resamples`` times. Seeded, so a verdict is reproducible from the samples.
+    The p-value is the share of resampled ratios at or below ``line``, with the +1
+    correction that keeps it above 0 (Davison & Hinkley 1997, eq. 4.11).
+
+    >>> cur, base = [12.0, 12.5, 13.0, 12.2, 12.8, 12.4], [10.0, 10.5, 11.0, 10.2, 10.8, 10.4]
+    >>> t = ratio_of_medians(cur, base, line=1.10, seed=1)
+    >>> round(t.ratio, 3), round(t.ci_low, 3), round(t.ci_high, 3), t.p_value < 0.01
+    (1.191, 1.138, 1.243, True)
+    """
+    if not current or not baseline:
+        raise ValueError("the ratio test needs samples on both sides")
+    if resamples < 100:
+        raise ValueError(f"resamples must be >= 100, got {resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be within (0, 1), got {confidence}")
+    base_median = _median(baseline)
+    if base_median <= 0:
+        raise ValueError("baseline median must be > 0 for a ratio")
+    rng = random.Random(seed)
+    n, m = len(current), len(baseline)
+    ratios = []
+    for _ in range(resamples):
+        num = _median([current[rng.randrange(n)] for _ in range(n)])
+        den = _median([baseline[rng.randrange(m)] for _ in range(m)])
+        ratios.append(num / den if den > 0 else math.inf)
+    ratios.sort()
+    tail = (1 - confidence) / 2 * 100
+    at_or_below = sum(1 for r in ratios if r <= line)
+    return RatioTest(
+        ratio=_median(current) / base_median,
+        ci_low=percentile(ratios, tail),
+        ci_high=percentile(ratios, 100 - tail),
+        p_value=(1 + at_or_below) / (resamples + 1),
+        line=line,
+        resamples=resamples,
+        confidence=confidence,
+    )
+
+
+def holm(p_values: Sequence[float], alpha: float) -> list[bool]:
+    """Holm's step-down procedure: which hypotheses are rejected at family-wise ``alpha``.
+
+    >>> holm([0.01, 0.04, 0.03], 0.05)
+    [True, False, False]
+    >>> holm([0.01, 0.02, 0.03], 0.05)
+    [True, True, True]
+    """
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must be within (0, 1), got {alpha}")
+    m = len(p_values)
+    order = sorted(range(m), key=lambda i: p_values[i])
+    rejected = [False] * m
+    for rank, i in enumerate(order):
+        if p_values[i] > alpha / (m - rank):
+            break
+        rejected[i] = True
+    return rejected
+
+
+class OnlineHolm:
+    """Holm's procedure over a family of known size whose p-values arrive one case at a time.
+
+    Hypotheses not yet seen count as p = 1. A rejection made this way is never undone by
+    p-values that arrive later (a later, smaller p-value only loosens the thresholds of
+    those above it), so each case can fail in its own test while the whole grid stays
+    under family-wise ``alpha``. ``final()`` gives the full Holm result, which may reject
+    more once every p-value is known.
+    """
+
+    def __init__(self, family_size: int, alpha: float) -> None:
+        if family_size < 1:
+            raise ValueError(f"family size must be >= 1, got {family_size}")
+        self.family_size = family_size
+        self.alpha = alpha
+        self.seen: list[float] = []
+
+    def decide(self, p_values: Sequence[float]) -> list[bool]:
+        """Add ``p_values`` to the family and say which of them are rejected now."""
+        start = len(self.seen)
+        self.seen.extend(p_values)
+        if len(self.seen) > self.family_size:
+            raise ValueError(f"more p-values ({len(self.seen)}) than the family size ({self.family_size})")
+        padded = self.seen + [1.0] * (self.family_size - len(self.seen))
+        return holm(padded, self.alpha)[start : start + len(p_values)]
+
+    def final(self) -> list[bool]:
+        """Holm over the p-values seen (unseen ones, if any, still count as 1)."""
+        return holm(self.seen + [1.0] * (self.family_size - len(self.seen)), self.alpha)[: len(self.seen)]
+
+
+def median_of_ratios(
+    pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
+    line: float,
+    *,
+    resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> RatioTest:
+    """Bootstrap of the median, across cases, of each case's ratio of medians.
+
+    ``pairs`` holds (current, baseline) samples per case. Each resample draws every
+    case's samples with replacement on both sides, so the interval reflects the noise of
+    every case; the median across cases keeps one case shifted by a slow spell from
+    moving the grid's estimate. This is the statistic of a slowdown that hits the whole
+    grid (a runtime, driver or model change), which is what most regressions are.
+    """
+    if not pairs:
+        raise ValueError("the grid test needs at least one case")
+    if resamples < 100:
+        raise ValueError(f"resamples must be >= 100, got {resamples}")
+    for cur, base in pairs:
+        if not cur or not base or _median(base) <= 0:
+            raise ValueError("every case needs samples on both sides and a baseline median > 0")
+    rng = random.Random(seed)
+    estimates = []
+    for _ in range(resamples):
+        ratios = []
+        for cur, base in pairs:
+            num = _median([cur[rng.randrange(len(cur))] for _ in cur])
+            den = _median([base[rng.randrange(len(base))] for _ in base])
+            ratios.append(num / den if den > 0 else math.inf)
+        estimates.append(_median(ratios))
+    estimates.sort()
+    tail = (1 - confidence) / 2 * 100
+    return RatioTest(
+        ratio=_median([_median(cur) / _median(base) for cur, base in pairs]),
+        ci_low=percentile(estimates, tail),
+        ci_high=percentile(estimates, 100 - tail),
+        p_value=(1 + sum(1 for e in estimates if e <= line)) / (resamples + 1),
+        line=line,
+        resamples=resamples,
+        confidence=confidence,
+    )

@@ -3,15 +3,22 @@
 Each function takes numbers and returns a frozen ``Check`` whose message gives the
 measured value, the limit and the case, so a failing test says what to act on.
 No pytest, no printing, no files.
+
+The regression verdict (see docs/verdicts.md) is three-way per case and metric:
+REGRESSED when the ratio of medians is above the materiality threshold with statistical
+significance after Holm's correction over the whole grid, and again on a re-measurement;
+INCONCLUSIVE when the estimate is above the threshold but the evidence is not enough;
+OK otherwise.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 
-from npuperf.stats import Summary
+from npuperf.stats import OnlineHolm, Summary, median_of_ratios, ratio_of_medians
 
 
 class Outcome(enum.Enum):
@@ -85,81 +92,134 @@ def load_budget(load_s: float, budget_s: float) -> Check:
 
 @dataclass(frozen=True)
 class Regression(Check):
-    """A comparison of one metric against its baseline."""
+    """One metric of one case compared with its baseline."""
 
     metric: str = "latency"
     baseline_median: float = 0.0
     current_median: float = 0.0
     ratio: float = 1.0
-    min_ratio: float = 1.0
+    ci_low: float = 1.0
+    ci_high: float = 1.0
+    confidence: float = 0.95
+    p_value: float = 1.0
+    threshold: float = 0.0
     tolerance: float = 0.0
+    noise_floor: float | None = None
+    candidate: bool = False  # above the threshold with enough samples; awaiting significance
 
 
-def regression(
+METRIC_WORDS = {"latency_ms": "latency", "ttft_ms": "TTFT", "tpot_ms": "TPOT"}
+# An absolute floor guards against timer and scheduler jitter in whole-request figures;
+# TPOT is an average over many tokens, so it is judged on the ratio alone.
+FLOORED_METRICS = ("latency_ms", "ttft_ms")
+MIN_SAMPLES = 3
+
+
+def materiality(tolerance: float, noise_floor: float | None, noise_k: float) -> float:
+    """The smallest slowdown worth failing for: max(tolerance, k x noise floor).
+
+    >>> materiality(0.10, 0.08, 2.0)
+    0.16
+    """
+    return max(tolerance, noise_k * noise_floor) if noise_floor is not None else tolerance
+
+
+def _seed(case: str, metric: str) -> int:
+    return zlib.crc32(f"{case}|{metric}".encode())
+
+
+def compare(
     case: str,
     metric: str,
     current: Sequence[float],
     baseline: Sequence[float] | None,
+    *,
     tolerance: float,
+    noise_floor: float | None = None,
+    noise_k: float = 2.0,
     min_delta_ms: float = 0.0,
+    confidence: float = 0.95,
 ) -> Regression:
-    """Is ``current`` slower than ``baseline`` by more than ``tolerance`` (0.10 = 10%)?
+    """The statistics of one comparison, before any multiple-comparison decision.
 
-    Interim rule (until the statistical verdict lands): REGRESSED when the ratio of
-    medians and the ratio of minimums both exceed 1 + tolerance, and the medians differ
-    by more than ``min_delta_ms``. Machine noise only ever adds time, so it inflates
-    medians but rarely the fastest run; a real slowdown moves both. A median over the
-    line with the minimum under it is INCONCLUSIVE (reported, not failed). The absolute
-    floor keeps sub-millisecond jitter of very fast cases from reading as a regression.
+    The outcome is OK (at or under the threshold, or under the absolute floor),
+    NO_BASELINE, or INCONCLUSIVE standing for "a candidate": ``decide`` settles it.
     """
     if not 0 <= tolerance < 10:
         raise ValueError(f"tolerance must be a fraction within 0..10 (0.10 = 10%), got {tolerance}")
     if min_delta_ms < 0:
         raise ValueError(f"min_delta_ms must be >= 0, got {min_delta_ms}")
+    word = METRIC_WORDS.get(metric, metric)
     cur = Summary.of(current)
+    name = f"{word} vs baseline"
     if not baseline:
         return Regression(
-            name=f"{metric} vs baseline",
+            name=name,
             outcome=Outcome.NO_BASELINE,
             value=cur.median,
             limit=0.0,
-            message=f"{case}: no baseline for {metric}; median {cur.median:.2f} ms not compared",
+            message=f"{case}: no baseline for {word}; median {cur.median:.2f} ms not compared",
             metric=metric,
             current_median=cur.median,
             tolerance=tolerance,
         )
     base = Summary.of(baseline)
-    if base.median == 0 or base.min == 0:
-        raise ValueError(f"{case}: baseline {metric} has a zero median or minimum; it cannot be compared")
-    ratio = cur.median / base.median
-    min_ratio = cur.min / base.min
-    line = 1 + tolerance
+    if base.median == 0:
+        raise ValueError(f"{case}: baseline {word} has a zero median; it cannot be compared")
+    threshold = materiality(tolerance, noise_floor, noise_k)
+    test = ratio_of_medians(current, baseline, 1 + threshold, confidence=confidence, seed=_seed(case, metric))
     delta = cur.median - base.median
-    if ratio > line and delta <= min_delta_ms:
-        outcome, word = Outcome.OK, f"OK (+{delta:.2f} ms is within the {min_delta_ms:g} ms floor)"
-    elif ratio > line and min_ratio > line:
-        outcome, word = Outcome.FAILED, "REGRESSED"
-    elif ratio > line:
-        outcome, word = Outcome.INCONCLUSIVE, "INCONCLUSIVE (fastest run within tolerance)"
-    else:
-        outcome, word = Outcome.OK, "OK"
-    message = (
-        f"{case}: median {metric} {cur.median:.2f} ms vs baseline {base.median:.2f} ms "
-        f"({(ratio - 1) * 100:+.1f}%, fastest run {(min_ratio - 1) * 100:+.1f}%), "
-        f"threshold {tolerance * 100:g}%: {word}"
+    why = f"{threshold * 100:.3g}% threshold"
+    if noise_floor is not None and threshold > tolerance:
+        why += f" ({noise_k:g} x noise floor {noise_floor * 100:.2g}%)"
+    head = (
+        f"{case}: median {word} {cur.median:.2f} ms vs baseline {base.median:.2f} ms "
+        f"({(test.ratio - 1) * 100:+.1f}%, {confidence:.0%} CI {(test.ci_low - 1) * 100:+.1f}.."
+        f"{(test.ci_high - 1) * 100:+.1f}%)"
     )
+    if test.ratio <= 1 + threshold:
+        outcome, tail = Outcome.OK, f"within the {why}: OK"
+    elif metric in FLOORED_METRICS and delta <= min_delta_ms:
+        outcome, tail = Outcome.OK, f"above the {why} but +{delta:.2f} ms is within the {min_delta_ms:g} ms floor: OK"
+    elif cur.n < MIN_SAMPLES or base.n < MIN_SAMPLES:
+        outcome, tail = (
+            Outcome.INCONCLUSIVE,
+            (f"above the {why}, but {min(cur.n, base.n)} sample(s) cannot show it (need {MIN_SAMPLES}): INCONCLUSIVE"),
+        )
+    else:
+        outcome, tail = Outcome.INCONCLUSIVE, f"above the {why}"
+    candidate = outcome is Outcome.INCONCLUSIVE and cur.n >= MIN_SAMPLES and base.n >= MIN_SAMPLES
     return Regression(
-        name=f"{metric} vs baseline",
         outcome=outcome,
         value=cur.median,
-        limit=base.median * line,
-        message=message,
-        metric=metric,
+        limit=base.median * (1 + threshold),
+        message=f"{head}, {tail}",
         baseline_median=base.median,
+        ratio=test.ratio,
+        ci_low=test.ci_low,
+        ci_high=test.ci_high,
+        confidence=confidence,
+        p_value=test.p_value,
+        threshold=threshold,
+        noise_floor=noise_floor,
+        candidate=candidate,
+        name=name,
+        metric=metric,
         current_median=cur.median,
-        ratio=ratio,
-        min_ratio=min_ratio,
         tolerance=tolerance,
+    )
+
+
+def decide(reg: Regression, significant: bool) -> Regression:
+    """Settle a candidate: REGRESSED when significant, else INCONCLUSIVE; others pass through."""
+    if not reg.candidate:
+        return reg
+    if significant:
+        return replace(reg, outcome=Outcome.FAILED, candidate=False, message=f"{reg.message}: REGRESSED")
+    return replace(
+        reg,
+        candidate=False,
+        message=f"{reg.message}, not significant (p = {reg.p_value:.3g}, Holm-corrected over the grid): INCONCLUSIVE",
     )
 
 
@@ -174,8 +234,13 @@ class CaseVerdict:
         return tuple(c for c in self.checks if c.failed)
 
     @property
+    def regressions(self) -> tuple[Regression, ...]:
+        return tuple(c for c in self.checks if isinstance(c, Regression))
+
+    @property
     def regression(self) -> Regression | None:
-        return next((c for c in self.checks if isinstance(c, Regression)), None)
+        """The latency comparison (the headline one)."""
+        return next((c for c in self.regressions if c.metric == "latency_ms"), None)
 
     @property
     def outcome(self) -> Outcome:
@@ -188,61 +253,138 @@ class CaseVerdict:
 
 def evaluate_case(
     case: str,
-    latency_ms: Sequence[float],
+    current: Mapping[str, Sequence[float]],
     *,
     budget_ms: float,
     breaker_ms: float,
-    baseline_latency_ms: Sequence[float] | None,
+    baseline: Mapping[str, Sequence[float]] | None,
     tolerance: float,
+    noise: Mapping[str, float] | None = None,
+    noise_k: float = 2.0,
     min_delta_ms: float = 0.0,
+    family: OnlineHolm | None = None,
+    alpha: float = 0.05,
     require_baseline: bool = False,
     enforce_regression: bool = True,
 ) -> CaseVerdict:
-    """Budget, breaker and regression checks of one case's latency samples.
+    """Budget, breaker and per-metric regression checks of one case.
 
-    ``require_baseline`` turns a missing baseline into a failure (nightly runs);
-    ``enforce_regression=False`` reports a regression without failing on it (used
-    while accepting new baselines).
+    ``current`` and ``baseline`` map metric names (latency_ms, ttft_ms, tpot_ms) to
+    samples. With ``family`` the significance decision is Holm's over the whole grid
+    (online: a case decides when it runs); without, each metric stands alone at ``alpha``.
+    ``require_baseline`` turns a missing baseline into a failure; ``enforce_regression=False``
+    reports a regression without failing (used while accepting new baselines).
     """
-    summary = Summary.of(latency_ms)
-    budget = latency_budget(case, summary.median, budget_ms)
-    breaker = circuit_breaker(case, summary.max, breaker_ms)
-    reg = regression(case, "latency", latency_ms, baseline_latency_ms, tolerance, min_delta_ms)
-    if reg.outcome is Outcome.NO_BASELINE and require_baseline:
-        reg = _replace_outcome(reg, Outcome.FAILED, reg.message + " and a baseline is required (--require-baseline)")
-    elif reg.outcome is Outcome.FAILED and not enforce_regression:
-        reg = _replace_outcome(reg, Outcome.INCONCLUSIVE, reg.message + " (not enforced: accepting new baselines)")
-    return CaseVerdict(checks=(budget, breaker, reg))
+    latency = Summary.of(current["latency_ms"])
+    checks: list[Check] = [
+        latency_budget(case, latency.median, budget_ms),
+        circuit_breaker(case, latency.max, breaker_ms),
+    ]
+    compared = []
+    for metric in ("latency_ms", "ttft_ms", "tpot_ms"):
+        samples = current.get(metric) or ()
+        if not samples:
+            continue
+        compared.append(
+            compare(
+                case,
+                metric,
+                samples,
+                (baseline or {}).get(metric),
+                tolerance=tolerance,
+                noise_floor=(noise or {}).get(metric),
+                noise_k=noise_k,
+                min_delta_ms=min_delta_ms,
+            )
+        )
+    p_values = [r.p_value if r.candidate else 1.0 for r in compared]
+    significant = family.decide(p_values) if family is not None else [p <= alpha for p in p_values]
+    for reg, sig in zip(compared, significant, strict=True):
+        reg = decide(reg, sig)
+        if reg.outcome is Outcome.NO_BASELINE and require_baseline:
+            reg = replace(
+                reg, outcome=Outcome.FAILED, message=reg.message + " and a baseline is required (--require-baseline)"
+            )
+        elif reg.outcome is Outcome.FAILED and not enforce_regression:
+            reg = replace(
+                reg, outcome=Outcome.INCONCLUSIVE, message=reg.message + " (not enforced: accepting new baselines)"
+            )
+        checks.append(reg)
+    return CaseVerdict(checks=tuple(checks))
 
 
 def confirmed(first: CaseVerdict, reruns: Sequence[CaseVerdict]) -> CaseVerdict:
     """The verdict of a case re-measured after it looked regressed.
 
-    The regression stands only if every re-run shows it too; the re-runs stop at the
-    first that does not. A burst of load on a shared machine lasts seconds, so it
-    rarely survives re-runs spaced apart. The final verdict is the last re-run's, its
-    message saying what the first run showed.
+    A metric stays REGRESSED only if every re-run shows it too (each re-run is a second,
+    independent test of a hypothesis Holm already rejected, so requiring both can only
+    lower the false-alarm rate); the re-runs stop at the first that does not. A burst of
+    load on a shared machine lasts seconds, so it rarely survives a re-run. The final
+    verdict is the last re-run's, each message saying what the first run showed.
     """
-    before = first.regression
-    if not reruns or before is None or before.outcome is not Outcome.FAILED:
-        return reruns[-1] if reruns else first
+    if not reruns:
+        return first
+    before = {r.metric: r for r in first.regressions}
     last = reruns[-1]
-    after = last.regression
-    if after is None:
-        return last
-    first_pct = f"{(before.ratio - 1) * 100:+.1f}%"
     n = len(reruns)
-    if after.outcome is Outcome.FAILED:
-        note = f" (confirmed on {n} re-run{'s' if n > 1 else ''}; first run {first_pct})"
+    checks: list[Check] = []
+    for check in last.checks:
+        prior = before.get(check.metric) if isinstance(check, Regression) else None
+        if prior is None or prior.outcome is not Outcome.FAILED:
+            checks.append(check)
+            continue
+        first_pct = f"{(prior.ratio - 1) * 100:+.1f}%"
+        if check.outcome is Outcome.FAILED:
+            note = f" (confirmed on {n} re-run{'s' if n > 1 else ''}; first run {first_pct})"
+        else:
+            note = f"; first run looked regressed ({first_pct}), not confirmed on re-run {n}"
+        checks.append(replace(check, message=check.message + note))
+    return CaseVerdict(checks=tuple(checks))
+
+
+def grid_regression(
+    pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
+    *,
+    tolerance: float,
+    noise_floor: float | None,
+    noise_k: float = 2.0,
+    alpha: float = 0.05,
+    confidence: float = 0.95,
+) -> Regression:
+    """Is the whole grid slower? The median across cases of each case's latency ratio.
+
+    One hypothesis, tested at ``alpha`` on its own (a family apart from the per-case
+    tests). Its threshold is max(tolerance, k x the grid's noise floor: how far its median
+    case moved between the two passes recorded with the baseline).
+    """
+    threshold = materiality(tolerance, noise_floor, noise_k)
+    test = median_of_ratios(pairs, 1 + threshold, confidence=confidence, seed=len(pairs))
+    why = f"{threshold * 100:.3g}% grid threshold"
+    if noise_floor is not None and threshold > tolerance:
+        why += f" ({noise_k:g} x grid noise floor {noise_floor * 100:.2g}%)"
+    head = (
+        f"whole grid ({len(pairs)} cases): median latency ratio {(test.ratio - 1) * 100:+.1f}% "
+        f"({confidence:.0%} CI {(test.ci_low - 1) * 100:+.1f}..{(test.ci_high - 1) * 100:+.1f}%)"
+    )
+    if test.ratio <= 1 + threshold:
+        outcome, tail = Outcome.OK, f"within the {why}: OK"
+    elif test.p_value <= alpha:
+        outcome, tail = Outcome.FAILED, f"above the {why}: REGRESSED"
     else:
-        note = f"; first run looked regressed ({first_pct}), not confirmed on re-run {n}"
-    from dataclasses import replace
-
-    checks = tuple(replace(c, message=c.message + note) if c is after else c for c in last.checks)
-    return CaseVerdict(checks=checks)
-
-
-def _replace_outcome(reg: Regression, outcome: Outcome, message: str) -> Regression:
-    from dataclasses import replace
-
-    return replace(reg, outcome=outcome, message=message)
+        outcome, tail = Outcome.INCONCLUSIVE, f"above the {why}, not significant (p = {test.p_value:.3g}): INCONCLUSIVE"
+    return Regression(
+        name="grid latency vs baseline",
+        outcome=outcome,
+        value=test.ratio,
+        limit=1 + threshold,
+        message=f"{head}, {tail}",
+        metric="latency_ms",
+        ratio=test.ratio,
+        ci_low=test.ci_low,
+        ci_high=test.ci_high,
+        confidence=confidence,
+        p_value=test.p_value,
+        threshold=threshold,
+        tolerance=tolerance,
+        noise_floor=noise_floor,
+    )

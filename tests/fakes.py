@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from npuperf.engines.base import EngineInfo, EngineOptions, EngineUnavailable, Generation, register_engine
+from npuperf.engines.base import EngineInfo, EngineOptions, EngineUnavailable, Generation, OnToken, register_engine
 
 
 class CharTokenizer:
@@ -70,7 +70,7 @@ class SleepEngine:
         time.sleep(self.load_s * _slowdown())
         self.loaded = True
 
-    def generate(self, prompt: str, max_new_tokens: int) -> Generation:
+    def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
         self.calls += 1
         factor = _slowdown() * (self.burst if self.burst_from <= self.calls < self.burst_to else 1.0)
         submit = time.perf_counter_ns()
@@ -80,6 +80,8 @@ class SleepEngine:
         stamps = []
         for _ in range(count):
             time.sleep(self.token_ms / 1000 * factor)
+            if on_token is not None:
+                on_token()
             stamps.append(time.perf_counter_ns())
         return Generation(
             prompt_tokens=len(prompt),

@@ -161,23 +161,42 @@ def test_missing_folder_is_simply_no_baseline(tmp_path: Path) -> None:
     assert baselines.find(tmp_path / "nowhere", KEY).file is None
 
 
-GOLDEN = Path(__file__).parent / "data" / "baseline-v1.json"
+GOLDEN_V1 = Path(__file__).parent / "data" / "baseline-v1.json"
+GOLDEN_V2 = Path(__file__).parent / "data" / "baseline-v2.json"
 
 
-def test_golden_v1_file_loads_and_rewrites_byte_for_byte() -> None:
-    """A committed v1 file: a format change that breaks old files fails here first.
+def test_golden_v1_file_still_loads_without_a_noise_floor() -> None:
+    """Files written before noise floors existed keep working (tolerance-only thresholds)."""
+    loaded = baselines.load(GOLDEN_V1)
+    assert loaded.schema == "npuperf.baseline/1"
+    assert loaded.key.device["cpu"].startswith("Snapdragon(R) X Elite")
+    assert loaded.cases["t32-p64"].samples["latency_ms"] == (1000.0, 1010.0, 1020.0)
+    assert loaded.noise_floor("t32-p64", "latency_ms") is None
+    assert loaded.grid_noise("latency_ms") is None
+    assert json.loads(loaded.to_json())["schema"] == "npuperf.baseline/2"  # rewritten as v2
+
+
+def test_golden_v2_file_loads_and_rewrites_byte_for_byte() -> None:
+    """A format change that would orphan teams' baselines fails here first.
 
     The numbers in it are round fixture values, not measurements.
     """
-    loaded = baselines.load(GOLDEN)
-    assert loaded.key.device["cpu"].startswith("Snapdragon(R) X Elite")
-    assert loaded.cases["t32-p64"].samples["latency_ms"] == (1000.0, 1010.0, 1020.0)
-    assert loaded.cases["t8-greeting-zh"].prompt_tokens == 2
-    assert loaded.to_json() == GOLDEN.read_text(encoding="utf-8")
+    loaded = baselines.load(GOLDEN_V2)
+    assert loaded.schema == baselines.SCHEMA
+    assert loaded.to_json() == GOLDEN_V2.read_text(encoding="utf-8")
+
+
+def test_noise_floor_is_the_case_drift_but_never_below_the_median_case() -> None:
+    loaded = baselines.load(GOLDEN_V2)
+    # t32-p64 drifted -0.05 (5%), t8-greeting-zh +0.01: median of |drift| is the larger one here
+    assert loaded.noise_floor("t32-p64", "latency_ms") == pytest.approx(0.05)
+    assert loaded.noise_floor("t8-greeting-zh", "latency_ms") == pytest.approx(0.05)
+    assert loaded.grid_noise("latency_ms") == pytest.approx(0.02)  # |mean of -0.05 and +0.01|
+    assert loaded.noise_floor("missing", "latency_ms") is None
 
 
 def test_summary_in_the_file_is_ignored_on_load(tmp_path: Path) -> None:
-    doc = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    doc = json.loads(GOLDEN_V2.read_text(encoding="utf-8"))
     doc["cases"]["t32-p64"]["summary"]["latency_ms"]["median"] = 1.0  # hand-edited: not trusted
     path = tmp_path / "b.json"
     path.write_text(json.dumps(doc), encoding="utf-8")

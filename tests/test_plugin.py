@@ -42,13 +42,18 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     return pytester
 
 
+# thresholds wide enough that sleep jitter of the fake cannot cross them
+GENEROUS = ("--tolerance=0.5", "--grid-tolerance=0.5")
+
+
 def run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
     return suite.runpytest("perf_tests", "-p", "no:randomly", *args)
 
 
 def test_default_run_passes_every_case(suite: pytest.Pytester) -> None:
     result = run(suite)
-    result.assert_outcomes(passed=4, warnings=2)  # 2 latency cases + load + cold call
+    # 2 latency cases + load + cold call; the grid test skips without a baseline
+    result.assert_outcomes(passed=4, skipped=1, warnings=2)
     result.stdout.fnmatch_lines(
         [
             "*npuperf latency summary*",
@@ -62,7 +67,7 @@ def test_default_run_passes_every_case(suite: pytest.Pytester) -> None:
 
 def test_a_1ms_budget_fails_every_latency_case_with_number_limit_and_case(suite: pytest.Pytester) -> None:
     result = run(suite, "--latency-budget-ms=1")
-    result.assert_outcomes(passed=2, failed=2, warnings=2)
+    result.assert_outcomes(passed=2, failed=2, skipped=1, warnings=2)
     result.stdout.re_match_lines(
         [r".*4 tokens / 8-token prompt: median latency \d+\.\d ms over the 1 ms budget"], consecutive=False
     )
@@ -72,7 +77,7 @@ def test_a_1ms_budget_fails_every_latency_case_with_number_limit_and_case(suite:
 def test_per_case_budget_override_applies_to_that_case_only(suite: pytest.Pytester) -> None:
     suite.path.joinpath("budgets.toml").write_text('[latency_ms]\n"t8-p8" = 1\n', encoding="utf-8")
     result = run(suite, "--budgets-file=budgets.toml")
-    result.assert_outcomes(passed=3, failed=1, warnings=2)
+    result.assert_outcomes(passed=3, failed=1, skipped=1, warnings=2)
     result.stdout.fnmatch_lines(["*FAILED perf_tests/test_latency.py::test_latency[[]t8-p8[]]*"])
 
 
@@ -92,7 +97,7 @@ def test_a_slow_request_trips_the_circuit_breaker(suite: pytest.Pytester) -> Non
 
 def test_slow_model_load_fails_the_load_test(suite: pytest.Pytester) -> None:
     result = run(suite, "--model=load_s=0.3", "--load-budget-s=0.1")
-    result.assert_outcomes(passed=3, failed=1, warnings=2)
+    result.assert_outcomes(passed=3, failed=1, skipped=1, warnings=2)
     result.stdout.re_match_lines([r".*model load took 0\.\d\d s, over the 0\.1 s budget"])
 
 
@@ -100,62 +105,67 @@ def test_update_baselines_then_a_slower_engine_regresses_and_the_same_speed_pass
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = run(suite, "--update-baselines")
-    first.assert_outcomes(passed=4, warnings=2)
+    first.assert_outcomes(passed=4, skipped=1, warnings=2)
     first.stdout.fnmatch_lines(["*baselines written: 2 case(s) to baselines/*"])
     files = list((suite.path / "baselines").rglob("*.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text(encoding="utf-8"))
-    assert doc["schema"] == "npuperf.baseline/1"
+    assert doc["schema"] == "npuperf.baseline/2"
+    assert set(doc["cases"]["t8-p8"]["noise"]) == {"latency_ms", "ttft_ms", "tpot_ms"}
     assert sorted(doc["cases"]) == ["t4-p8", "t8-p8"]
-    assert len(doc["cases"]["t8-p8"]["samples"]["latency_ms"]) == 3
+    assert len(doc["cases"]["t8-p8"]["samples"]["latency_ms"]) == 6  # two passes of 3
 
-    same = run(suite, "--tolerance=0.5")  # generous: this checks the wiring, not the noise
-    same.assert_outcomes(passed=4)
+    same = run(suite, *GENEROUS)  # this checks the wiring, not the noise
+    same.assert_outcomes(passed=5)
 
     monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
     slower = run(suite)
-    slower.assert_outcomes(passed=2, failed=2)
+    slower.assert_outcomes(passed=2, failed=3)
     slower.stdout.re_match_lines(
         [
             r".*4 tokens / 8-token prompt: median latency [\d.]+ ms vs baseline [\d.]+ ms \(\+\d+\.\d%.*"
-            r"REGRESSED \(confirmed on 3 re-runs; first run \+\d+\.\d%\)"
+            r"REGRESSED \(confirmed on 2 re-runs; first run \+\d+\.\d%\)"
         ]
     )
 
 
 def test_a_passing_burst_is_not_confirmed_on_re_run(suite: pytest.Pytester) -> None:
     model = "--model=prefill_ms=2,token_ms=0.5"
-    run(suite, model, "--update-baselines").assert_outcomes(passed=4, warnings=2)
+    run(suite, model, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
     # calls 1-2 are the cold call and warm-up; 3-5 the first measurement of t4-p8
-    burst = run(suite, "--model=prefill_ms=2,token_ms=0.5,burst_from=3,burst_to=6,burst=3", "-rA")
-    burst.assert_outcomes(passed=4)
+    burst = run(
+        suite, "--model=prefill_ms=2,token_ms=0.5,burst_from=3,burst_to=6,burst=3", "-rA", "--grid-tolerance=0.5"
+    )
+    burst.assert_outcomes(passed=5)
     burst.stdout.fnmatch_lines(["*first run looked regressed (+*%), not confirmed on re-run 1*"])
 
 
 def test_a_slowdown_under_the_absolute_floor_is_not_a_regression(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(suite, "--update-baselines").assert_outcomes(passed=4, warnings=2)
+    run(suite, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
     monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
-    result = run(suite, "--min-regression-ms=1000")
-    result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines(["*ms is within the 1000 ms floor*"])
+    result = run(suite, "--min-regression-ms=1000", "--grid-tolerance=2")
+    # latency and TTFT stay under the absolute floor; TPOT, an average per token, has none
+    result.assert_outcomes(passed=3, failed=2)
+    result.stdout.fnmatch_lines(["*median latency*ms is within the 1000 ms floor: OK*"])
+    result.stdout.fnmatch_lines(["*median TPOT*REGRESSED*"])
 
 
 def test_update_baselines_reports_but_does_not_fail_on_regression(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(suite, "--update-baselines").assert_outcomes(passed=4, warnings=2)
+    run(suite, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
     monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
     accept = run(suite, "--update-baselines")
-    accept.assert_outcomes(passed=4)
+    accept.assert_outcomes(passed=5)
     accept.stdout.fnmatch_lines(["*not enforced: accepting new baselines*"])
-    run(suite).assert_outcomes(passed=4)  # the slower numbers are now the baseline
+    run(suite, *GENEROUS).assert_outcomes(passed=5)  # the slower numbers are now the baseline
 
 
 def test_require_baseline_fails_cases_without_one(suite: pytest.Pytester) -> None:
     result = run(suite, "--require-baseline")
-    result.assert_outcomes(passed=2, failed=2)
+    result.assert_outcomes(passed=2, failed=2, skipped=1)
     result.stdout.fnmatch_lines(["*no baseline for latency*a baseline is required (--require-baseline)*"])
 
 
@@ -165,7 +175,7 @@ def test_corrupt_baseline_is_reported_with_its_path_and_never_overwritten(suite:
     path.write_text('{"schema": "npuperf.baseline/1", "key": ', encoding="utf-8")
     result = run(suite, "--update-baselines")
     result.stdout.fnmatch_lines([f"*{path.name}: not valid JSON (line 1*"])
-    assert result.parseoutcomes()["errors"] == 2
+    assert result.parseoutcomes()["errors"] == 3  # 2 cases + the grid test
     assert path.read_text(encoding="utf-8") == '{"schema": "npuperf.baseline/1", "key": '
 
 
@@ -189,7 +199,7 @@ def test_a_baseline_for_another_device_is_not_compared_and_is_named(suite: pytes
     foreign.write_text(json.dumps(doc), encoding="utf-8")
     path.unlink()
     result = run(suite)
-    result.assert_outcomes(passed=4, warnings=2)
+    result.assert_outcomes(passed=4, skipped=1, warnings=2)
     result.stdout.fnmatch_lines(["*near miss: other-device/fake.json differs in device.cpu: Snapdragon X Elite -> *"])
 
 
@@ -225,19 +235,19 @@ def test_bad_options_are_usage_errors_naming_option_value_and_accepted(
 
 def test_missing_runtime_skips_with_reason_and_install_command(suite: pytest.Pytester) -> None:
     result = run(suite, "--engine=missing-runtime", "-rs")
-    result.assert_outcomes(skipped=4)
+    result.assert_outcomes(skipped=5)
     result.stdout.fnmatch_lines(["*cannot import fake_runtime; install it with: pip install fake-runtime*"])
 
 
 def test_missing_model_folder_errors_naming_the_path(suite: pytest.Pytester) -> None:
     result = run(suite, "--engine=ort-genai", "--model=models/not-there")
-    assert result.parseoutcomes()["errors"] == 4
+    assert result.parseoutcomes()["errors"] == 5
     result.stdout.fnmatch_lines(["*model folder '*models/not-there' does not exist*"])
 
 
 def test_early_stop_is_reported_and_per_token_metrics_use_the_real_count(suite: pytest.Pytester) -> None:
     result = run(suite, "--model=stop_after=5")
-    result.assert_outcomes(passed=4, warnings=2)
+    result.assert_outcomes(passed=4, skipped=1, warnings=2)
     result.stdout.fnmatch_lines(["t8-p8 *5 *", "*t8-p8: 3 repetition(s) stopped before the budget*"])
 
 
@@ -252,7 +262,7 @@ class _Cells(HTMLParser):
 
 def test_html_report_and_json_results_show_every_case(suite: pytest.Pytester) -> None:
     result = run(suite, "--html=reports/r.html", "--self-contained-html")
-    result.assert_outcomes(passed=4, warnings=2)
+    result.assert_outcomes(passed=4, skipped=1, warnings=2)
     html = (suite.path / "reports" / "r.html").read_text(encoding="utf-8")
     parser = _Cells()
     parser.feed(html)
@@ -274,6 +284,54 @@ def test_html_report_and_json_results_show_every_case(suite: pytest.Pytester) ->
     case = doc["cases"][1]
     assert len(case["samples"]["latency_ms"]) == 3
     assert case["tokens_generated"] == [8, 8]
-    assert {c["name"] for c in case["checks"]} == {"latency budget", "circuit breaker", "latency vs baseline"}
+    assert {c["name"] for c in case["checks"]} == {
+        "latency budget",
+        "circuit breaker",
+        "latency vs baseline",
+        "TTFT vs baseline",
+        "TPOT vs baseline",
+    }
     assert doc["environment"]["Engine"] == "fake"
     assert doc["session"]["load_s"] >= 0
+
+
+def test_canary_slowdown_is_caught_against_accepted_baselines(suite: pytest.Pytester) -> None:
+    run(suite, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
+    result = run(suite, "--inject-slowdown=1.0")
+    result.assert_outcomes(passed=2, failed=3)
+    result.stdout.fnmatch_lines(["*whole grid (2 cases): median latency ratio +*REGRESSED (confirmed on re-run*"])
+    doc = json.loads((suite.path / "reports" / "results.json").read_text(encoding="utf-8"))
+    assert doc["environment"]["Fault injection"].startswith("canary: every call and every token slowed by 100%")
+
+
+def test_canary_cannot_be_accepted_as_a_baseline(suite: pytest.Pytester) -> None:
+    result = run(suite, "--inject-slowdown=0.1", "--update-baselines")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--inject-slowdown: 0.1 with --update-baselines would accept*"])
+
+
+def test_fail_inconclusive_fails_a_case_with_too_few_samples(
+    suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = ("--repetitions=1", "--confirm-runs=0")
+    run(suite, *one, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
+    monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
+    relaxed = run(suite, *one, "--grid-tolerance=5")
+    relaxed.assert_outcomes(passed=5)
+    relaxed.stdout.fnmatch_lines(["*INCONCLUSIVE*sample(s) cannot show it (need 3): INCONCLUSIVE*"])
+    strict = run(suite, *one, "--grid-tolerance=5", "--fail-inconclusive")
+    strict.assert_outcomes(passed=3, failed=2)
+    strict.stdout.fnmatch_lines(["*(--fail-inconclusive is set)*"])
+
+
+def test_v1_baseline_file_is_compared_with_tolerance_only_and_says_how_to_upgrade(suite: pytest.Pytester) -> None:
+    run(suite, "--update-baselines")
+    (path,) = (suite.path / "baselines").rglob("*.json")
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["schema"] = "npuperf.baseline/1"
+    for case in doc["cases"].values():
+        del case["noise"]
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    result = run(suite, *GENEROUS)
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(["*is npuperf.baseline/1: no noise floor*re-record with --update-baselines*"])

@@ -20,20 +20,25 @@ def record(name: str = "corpus-8", latency: float = 10.0, baseline: list[float] 
     )
     result = CaseResult(case=Case(4, Prompt(name, "x" * 8, 8)), generations=(gen, gen))
     verdict = evaluate_case(
-        "c", result.samples("latency_ms"), budget_ms=500, breaker_ms=2000, baseline_latency_ms=baseline, tolerance=0.1
+        "c",
+        {m: result.samples(m) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
+        budget_ms=500,
+        breaker_ms=2000,
+        baseline=None if baseline is None else {"latency_ms": baseline},
+        tolerance=0.1,
     )
     return CaseRecord(result=result, verdict=verdict, budget_ms=500)
 
 
 def test_row_values() -> None:
-    values = row_values(record(baseline=[8.0]))
+    values = row_values(record(baseline=[8.0, 8.0, 8.0]))
     assert (values["prompt"], values["tokens"]) == ("8", "4")
     assert values["median"] == "10.00"
     assert values["ttft"] == "7.00"
     assert values["tpot"] == "1.00"
     assert values["decode"] == "1000"
     assert values["delta"] == "+25.0%"
-    assert values["verdict"] == "failed"
+    assert values["verdict"] == "inconclusive"  # 2 samples cannot show a regression
     assert row_values(record())["delta"] == "no baseline"
 
 
@@ -66,7 +71,7 @@ class _Tags(HTMLParser):
 
 
 def test_summary_chart_has_a_bar_per_case_and_escapes_notes() -> None:
-    html = html_report.summary([record(), record(name="b", latency=20.0, baseline=[19.0])], ["<b>note</b>"])
+    html = html_report.summary([record(), record(name="b", latency=20.0, baseline=[19.0, 19.0])], ["<b>note</b>"])
     parser = _Tags()
     parser.feed(html)
     assert parser.tags.count("rect") == 2

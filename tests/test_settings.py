@@ -62,6 +62,10 @@ def test_bad_overrides_files(tmp_path: Path, content: str, message: str) -> None
         ({"update_baselines": "maybe"}, "--update-baselines: 'maybe' is not a boolean"),
         ({"tolerance": "20"}, "--tolerance: '20' is out of range; expected a fraction from 0 to 10"),
         ({"engine": " "}, "--engine: empty"),
+        ({"alpha": "1"}, "--alpha: '1' is out of range; expected a probability between 0 and 1"),
+        ({"grid_tolerance": "x"}, "--grid-tolerance: 'x' is not a number"),
+        ({"noise_k": "-2"}, "--noise-k: '-2' is out of range"),
+        ({"inject_slowdown": "11"}, "--inject-slowdown: '11' is out of range; expected a fraction from 0"),
         ({"confirm_runs": "-1"}, "--confirm-runs: -1 is below 0"),
         ({"confirm_pause_s": "x"}, "--confirm-pause-s: 'x' is not a number"),
         (

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
 import math
+import random
 
 import numpy as np
 import pytest
 
-from npuperf.stats import Summary, percentile, tokens_within
+from npuperf.stats import OnlineHolm, Summary, holm, median_of_ratios, percentile, ratio_of_medians, tokens_within
 
 
 @pytest.mark.parametrize("q", [0, 10, 25, 50, 75, 90, 100])
@@ -52,3 +53,65 @@ def test_tokens_within_budget() -> None:
     assert tokens_within(500, 100, 100) == 5
     with pytest.raises(ValueError, match="budget must be > 0 ms"):
         tokens_within(0, 1, 1)
+
+
+def test_ratio_of_identical_samples_is_one_with_a_point_interval() -> None:
+    t = ratio_of_medians([5.0] * 10, [5.0] * 10, line=1.1)
+    assert (t.ratio, t.ci_low, t.ci_high) == (1.0, 1.0, 1.0)
+    assert t.p_value == 1.0
+
+
+def test_ratio_with_n1_on_both_sides_is_a_point() -> None:
+    t = ratio_of_medians([12.0], [10.0], line=1.1)
+    assert t.ratio == t.ci_low == t.ci_high == pytest.approx(1.2)
+
+
+def test_ratio_is_robust_to_an_outlier() -> None:
+    base = [10.0, 10.1, 9.9, 10.2, 10.0, 9.8, 10.1, 10.0, 9.9, 10.1]
+    t = ratio_of_medians([*base[:-1], 100.0], base, line=1.1)
+    assert t.ratio == pytest.approx(1.0, abs=0.01)
+    assert t.p_value > 0.5
+
+
+def test_ratio_is_reproducible_for_a_seed_and_needs_both_sides() -> None:
+    a, b = [1.0, 2.0, 3.0, 4.0], [1.5, 2.5, 3.5]
+    assert ratio_of_medians(a, b, 1.1, seed=7) == ratio_of_medians(a, b, 1.1, seed=7)
+    with pytest.raises(ValueError, match="samples on both sides"):
+        ratio_of_medians([], b, 1.1)
+    with pytest.raises(ValueError, match="resamples must be >= 100"):
+        ratio_of_medians(a, b, 1.1, resamples=10)
+
+
+def test_holm_rejects_step_down() -> None:
+    assert holm([0.001, 0.02, 0.04], 0.05) == [True, True, True]
+    assert holm([0.001, 0.04, 0.03], 0.05) == [True, False, False]
+    assert holm([0.03, 0.03], 0.05) == [False, False]
+    assert holm([], 0.05) == []
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_online_holm_never_rejects_more_than_full_holm(seed: int) -> None:
+    rng = random.Random(seed)
+    ps = [rng.random() ** 4 for _ in range(12)]
+    family = OnlineHolm(12, 0.05)
+    online = []
+    for i in range(0, 12, 3):
+        online += family.decide(ps[i : i + 3])
+    final = holm(ps, 0.05)
+    assert family.final() == final
+    assert all(f for o, f in zip(online, final, strict=True) if o)
+
+
+def test_online_holm_refuses_more_p_values_than_its_family() -> None:
+    family = OnlineHolm(1, 0.05)
+    family.decide([0.5])
+    with pytest.raises(ValueError, match="more p-values"):
+        family.decide([0.5])
+
+
+def test_median_of_ratios_ignores_one_shifted_case() -> None:
+    cases = [[10.0 + i, 10.1 + i, 9.9 + i] for i in range(9)]
+    pairs = [([v * (1.5 if i == 0 else 1.0) for v in c], c) for i, c in enumerate(cases)]
+    t = median_of_ratios(pairs, 1.03)
+    assert t.ratio == pytest.approx(1.0)
+    assert t.p_value > 0.5

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import pytest
 
+from npuperf.stats import OnlineHolm
 from npuperf.verdict import (
     CaseVerdict,
     Outcome,
     circuit_breaker,
+    compare,
     confirmed,
+    decide,
     evaluate_case,
+    grid_regression,
     latency_budget,
     load_budget,
-    regression,
+    materiality,
 )
 
 CASE = "32 tokens / 64-token prompt"
+BASE = [10.0, 10.2, 9.9, 10.1, 10.0, 10.3, 9.8, 10.1, 10.0, 10.2]
+
+
+def scaled(factor: float, values: list[float] = BASE) -> list[float]:
+    return [v * factor for v in values]
 
 
 def test_budget_at_the_limit_passes_and_over_fails_with_number_limit_case() -> None:
@@ -44,73 +53,129 @@ def test_non_positive_limits_are_rejected(fn) -> None:  # type: ignore[no-untype
         fn(CASE, 1.0, 0)
 
 
+def test_materiality_is_the_larger_of_tolerance_and_k_noise() -> None:
+    assert materiality(0.10, None, 2) == 0.10
+    assert materiality(0.10, 0.02, 2) == 0.10
+    assert materiality(0.10, 0.08, 2) == pytest.approx(0.16)
+
+
 def test_identical_samples_are_ok() -> None:
-    r = regression(CASE, "latency", [10.0] * 5, [10.0] * 5, 0.10)
+    r = compare(CASE, "latency_ms", BASE, BASE, tolerance=0.10)
     assert r.outcome is Outcome.OK
     assert r.ratio == 1.0
+    assert not r.candidate
 
 
-def test_whole_distribution_shift_beyond_tolerance_regresses() -> None:
-    r = regression(CASE, "latency", [12.0, 12.5, 13.0], [10.0, 10.5, 11.0], 0.10)
+def test_zero_spread_samples_compare_without_dividing_by_zero() -> None:
+    r = compare(CASE, "latency_ms", [12.0] * 5, [10.0] * 5, tolerance=0.10)
+    assert r.candidate
+    assert r.ci_low == r.ci_high == pytest.approx(1.2)
+    assert r.p_value == pytest.approx(1 / 2001)
+
+
+def test_clear_slowdown_is_a_significant_candidate_with_the_issue_message_shape() -> None:
+    r = decide(compare(CASE, "latency_ms", scaled(1.2), BASE, tolerance=0.10), significant=True)
     assert r.outcome is Outcome.FAILED
-    assert r.ratio == pytest.approx(12.5 / 10.5)
-    assert "median latency 12.50 ms vs baseline 10.50 ms (+19.0%" in r.message
-    assert r.message.endswith("threshold 10%: REGRESSED")
+    assert r.message.startswith(
+        "32 tokens / 64-token prompt: median latency 12.06 ms vs baseline 10.05 ms (+20.0%, 95% CI +"
+    )
+    assert r.message.endswith("above the 10% threshold: REGRESSED")
+    assert 1.10 < r.ci_low <= r.ratio <= r.ci_high
 
 
-def test_median_over_but_fastest_run_within_is_inconclusive() -> None:
-    # one fast run shows the code can still go at baseline speed: noise, not proven
-    r = regression(CASE, "latency", [10.0, 13.0, 13.5], [10.0, 10.5, 11.0], 0.10)
+def test_candidate_that_is_not_significant_is_inconclusive() -> None:
+    r = decide(compare(CASE, "latency_ms", scaled(1.12), BASE, tolerance=0.10), significant=False)
     assert r.outcome is Outcome.INCONCLUSIVE
+    assert "not significant (p = " in r.message
+    assert r.message.endswith("Holm-corrected over the grid): INCONCLUSIVE")
 
 
-def test_just_under_tolerance_is_ok_and_faster_is_ok() -> None:
-    assert regression(CASE, "latency", [10.9], [10.0], 0.10).outcome is Outcome.OK
-    assert regression(CASE, "latency", [5.0], [10.0], 0.10).outcome is Outcome.OK
-
-
-def test_n1_samples_compare() -> None:
-    assert regression(CASE, "latency", [12.0], [10.0], 0.10).outcome is Outcome.FAILED
-
-
-def test_outlier_in_current_does_not_fail_alone() -> None:
-    r = regression(CASE, "latency", [10.0, 10.1, 10.2, 10.1, 90.0], [10.0, 10.1, 10.2, 10.1, 10.0], 0.10)
+def test_noise_floor_raises_the_threshold_and_says_so() -> None:
+    r = compare(CASE, "latency_ms", scaled(1.12), BASE, tolerance=0.10, noise_floor=0.08, noise_k=2)
     assert r.outcome is Outcome.OK
+    assert r.threshold == pytest.approx(0.16)
+    assert "within the 16% threshold (2 x noise floor 8%): OK" in r.message
+
+
+def test_n1_cannot_be_significant() -> None:
+    r = compare(CASE, "latency_ms", [20.0], [10.0], tolerance=0.10)
+    assert r.outcome is Outcome.INCONCLUSIVE
+    assert not r.candidate
+    assert "1 sample(s) cannot show it (need 3): INCONCLUSIVE" in r.message
+
+
+def test_one_outlier_does_not_move_the_median() -> None:
+    r = compare(CASE, "latency_ms", [*BASE[:-1], 90.0], BASE, tolerance=0.10)
+    assert r.outcome is Outcome.OK
+
+
+def test_absolute_floor_applies_to_latency_and_ttft_not_tpot() -> None:
+    small = [2.0, 2.05, 1.95, 2.0, 2.02]
+    slow = [v * 1.3 for v in small]
+    assert compare(CASE, "latency_ms", slow, small, tolerance=0.1, min_delta_ms=1).outcome is Outcome.OK
+    assert "within the 1 ms floor: OK" in compare(CASE, "ttft_ms", slow, small, tolerance=0.1, min_delta_ms=1).message
+    assert compare(CASE, "tpot_ms", slow, small, tolerance=0.1, min_delta_ms=1).candidate
 
 
 def test_missing_baseline_is_its_own_outcome() -> None:
-    assert regression(CASE, "latency", [1.0], None, 0.1).outcome is Outcome.NO_BASELINE
-    assert regression(CASE, "latency", [1.0], [], 0.1).outcome is Outcome.NO_BASELINE
+    assert compare(CASE, "latency_ms", [1.0], None, tolerance=0.1).outcome is Outcome.NO_BASELINE
+    assert compare(CASE, "latency_ms", [1.0], [], tolerance=0.1).outcome is Outcome.NO_BASELINE
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"tolerance": -0.1}, "tolerance"), ({"tolerance": 0.1, "min_delta_ms": -1}, "min_delta_ms must be >= 0")],
+)
+def test_bad_parameters_are_rejected(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        compare(CASE, "latency_ms", [1.0], [1.0], **kwargs)
 
 
 def test_zero_baseline_cannot_be_compared() -> None:
-    with pytest.raises(ValueError, match="zero median or minimum"):
-        regression(CASE, "latency", [1.0], [0.0, 0.0], 0.1)
+    with pytest.raises(ValueError, match="zero median"):
+        compare(CASE, "latency_ms", [1.0], [0.0, 0.0], tolerance=0.1)
 
 
-def test_bad_tolerance_is_rejected() -> None:
-    with pytest.raises(ValueError, match="tolerance"):
-        regression(CASE, "latency", [1.0], [1.0], -0.1)
+def current(factor: float) -> dict[str, list[float]]:
+    return {
+        "latency_ms": scaled(factor),
+        "ttft_ms": scaled(factor, [v / 4 for v in BASE]),
+        "tpot_ms": scaled(factor, [v / 40 for v in BASE]),
+    }
 
 
-def test_evaluate_case_collects_all_failures() -> None:
-    v = evaluate_case(
-        CASE,
-        [600.0, 2500.0, 610.0],
-        budget_ms=500,
-        breaker_ms=2000,
-        baseline_latency_ms=[400.0, 410.0, 420.0],
-        tolerance=0.1,
-    )
-    assert [c.name for c in v.failures] == ["latency budget", "circuit breaker", "latency vs baseline"]
+BASELINE = current(1.0)
+
+
+def test_evaluate_case_checks_every_metric_and_collects_failures() -> None:
+    v = evaluate_case(CASE, current(250.0), budget_ms=500, breaker_ms=2000, baseline=BASELINE, tolerance=0.1)
+    assert [c.name for c in v.failures] == [
+        "latency budget",
+        "circuit breaker",
+        "latency vs baseline",
+        "TTFT vs baseline",
+        "TPOT vs baseline",
+    ]
     assert v.outcome is Outcome.FAILED
     assert v.regression is not None
-    assert v.regression.ratio == pytest.approx(610 / 410)
+    assert v.regression.metric == "latency_ms"
+
+
+def test_holm_family_makes_a_marginal_case_inconclusive() -> None:
+    # alone at alpha a 12% slowdown of 10 tight samples is significant; in a family of 600 it is not
+    alone = evaluate_case(CASE, current(1.12), budget_ms=500, breaker_ms=2000, baseline=BASELINE, tolerance=0.1)
+    family = OnlineHolm(600, 0.05)
+    grid = evaluate_case(
+        CASE, current(1.12), budget_ms=500, breaker_ms=2000, baseline=BASELINE, tolerance=0.1, family=family
+    )
+    assert alone.outcome is Outcome.FAILED
+    assert grid.outcome is Outcome.INCONCLUSIVE
+    assert len(family.seen) == 3
 
 
 def test_require_baseline_turns_missing_into_failure() -> None:
     v = evaluate_case(
-        CASE, [1.0], budget_ms=500, breaker_ms=2000, baseline_latency_ms=None, tolerance=0.1, require_baseline=True
+        CASE, current(1.0), budget_ms=500, breaker_ms=2000, baseline=None, tolerance=0.1, require_baseline=True
     )
     assert v.outcome is Outcome.FAILED
     assert "--require-baseline" in v.failures[0].message
@@ -119,49 +184,51 @@ def test_require_baseline_turns_missing_into_failure() -> None:
 def test_not_enforced_regression_is_reported_as_inconclusive() -> None:
     v = evaluate_case(
         CASE,
-        [20.0],
+        current(2.0),
         budget_ms=500,
         breaker_ms=2000,
-        baseline_latency_ms=[10.0],
+        baseline=BASELINE,
         tolerance=0.1,
         enforce_regression=False,
     )
     assert v.outcome is Outcome.INCONCLUSIVE
-    assert "not enforced" in v.checks[-1].message
+    assert all("not enforced" in r.message for r in v.regressions)
 
 
-def test_absolute_floor_keeps_sub_floor_slowdowns_ok() -> None:
-    r = regression(CASE, "latency", [2.4, 2.5], [2.0, 2.0], 0.10, min_delta_ms=1.0)
-    assert r.outcome is Outcome.OK
-    assert r.message.endswith("OK (+0.45 ms is within the 1 ms floor)")
-    assert regression(CASE, "latency", [24.0, 25.0], [20.0, 20.0], 0.10, min_delta_ms=1.0).failed
-
-
-def test_negative_floor_is_rejected() -> None:
-    with pytest.raises(ValueError, match="min_delta_ms must be >= 0"):
-        regression(CASE, "latency", [1.0], [1.0], 0.1, min_delta_ms=-1)
-
-
-def _case(latency: list[float]) -> CaseVerdict:
-    return evaluate_case(CASE, latency, budget_ms=500, breaker_ms=2000, baseline_latency_ms=[10.0, 10.0], tolerance=0.1)
+def _case(factor: float) -> CaseVerdict:
+    return evaluate_case(CASE, current(factor), budget_ms=500, breaker_ms=2000, baseline=BASELINE, tolerance=0.1)
 
 
 def test_confirmed_regression_says_so() -> None:
-    final = confirmed(_case([13.0, 13.0]), [_case([12.5, 12.5]), _case([12.4])])
+    final = confirmed(_case(1.3), [_case(1.25), _case(1.24)])
     assert final.outcome is Outcome.FAILED
     assert final.failures[0].message.endswith("REGRESSED (confirmed on 2 re-runs; first run +30.0%)")
-    assert final.failures[0].message.startswith("32 tokens / 64-token prompt: median latency 12.40 ms")
+    assert "median latency 12.46 ms" in final.failures[0].message
 
 
 def test_unconfirmed_regression_passes_and_remembers_the_first_run() -> None:
-    final = confirmed(_case([13.0, 13.0]), [_case([12.5]), _case([10.1, 10.2])])
+    final = confirmed(_case(1.3), [_case(1.0)])
     assert final.outcome is Outcome.OK
     assert final.regression is not None
-    assert "first run looked regressed (+30.0%), not confirmed on re-run 2" in final.regression.message
+    assert "first run looked regressed (+30.0%), not confirmed on re-run 1" in final.regression.message
 
 
-def test_confirm_without_a_first_failure_returns_the_last_rerun() -> None:
-    second = _case([10.0])
-    assert confirmed(_case([10.0]), [second]) is second
-    first = _case([13.0])
+def test_confirm_without_reruns_returns_the_first() -> None:
+    first = _case(1.0)
     assert confirmed(first, []) is first
+
+
+def test_grid_detects_a_small_slowdown_of_every_case_and_ignores_one_shifted_case() -> None:
+    cases = [scaled(1 + i / 100) for i in range(20)]
+    slowed = grid_regression([(scaled(1.05, c), c) for c in cases], tolerance=0.03, noise_floor=0.005)
+    assert slowed.outcome is Outcome.FAILED
+    assert slowed.message.startswith("whole grid (20 cases): median latency ratio +5.0% (95% CI +")
+    one_shifted = [(scaled(1.4, c) if i == 0 else c, c) for i, c in enumerate(cases)]
+    assert grid_regression(one_shifted, tolerance=0.03, noise_floor=0.005).outcome is Outcome.OK
+
+
+def test_grid_threshold_follows_its_noise_floor() -> None:
+    cases = [scaled(1 + i / 100) for i in range(5)]
+    g = grid_regression([(scaled(1.05, c), c) for c in cases], tolerance=0.03, noise_floor=0.04, noise_k=2)
+    assert g.outcome is Outcome.OK
+    assert "within the 8% grid threshold (2 x grid noise floor 4%)" in g.message

@@ -123,6 +123,10 @@ class EngineInfo:
     details: Mapping[str, str] = field(default_factory=dict)
 
 
+# Called by an engine as each new token arrives, before the token's timestamp is taken.
+OnToken = Callable[[], None]
+
+
 @runtime_checkable
 class Tokenizer(Protocol):
     """The part of a tokenizer prompts need."""
@@ -138,7 +142,9 @@ class Engine(Protocol):
 
     ``load`` may take seconds (the suite times it); ``generate`` must produce
     exactly ``max_new_tokens`` tokens where the runtime can force it, and otherwise
-    report the real count and ``stop_reason`` in the Generation.
+    report the real count and ``stop_reason`` in the Generation. When ``on_token`` is
+    given, the engine calls it as each new token arrives and *then* takes that token's
+    timestamp, so time spent in the callback (fault injection) is part of the figures.
     """
 
     @property
@@ -149,7 +155,7 @@ class Engine(Protocol):
 
     def load(self) -> None: ...
 
-    def generate(self, prompt: str, max_new_tokens: int) -> Generation: ...
+    def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation: ...
 
     def close(self) -> None: ...
 

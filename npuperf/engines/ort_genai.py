@@ -18,6 +18,7 @@ from npuperf.engines.base import (
     EngineUnavailable,
     Generation,
     ModelError,
+    OnToken,
     Tokenizer,
 )
 from npuperf.model_files import identify
@@ -92,7 +93,7 @@ class OrtGenaiEngine:
             details={"model_path": str(self.model_dir), "model_bytes": str(identity.bytes)},
         )
 
-    def generate(self, prompt: str, max_new_tokens: int) -> Generation:
+    def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
         if self._model is None or self._tokenizer is None:
             raise EngineError("ort-genai engine: generate() called before load()")
         if max_new_tokens < 1:
@@ -110,6 +111,8 @@ class OrtGenaiEngine:
         generator.append_tokens(ids)
         while not generator.is_done():
             generator.generate_next_token()
+            if on_token is not None:
+                on_token()
             stamps.append(time.perf_counter_ns())
         del generator
         if len(stamps) != max_new_tokens:

@@ -72,15 +72,15 @@ def fit_lines(records: Sequence[CaseRecord]) -> list[str]:
 
 
 def over_tolerance_lines(records: Sequence[CaseRecord]) -> list[str]:
-    """Cases slower than the baseline beyond the tolerance that did not fail, and why.
+    """Comparisons above their threshold that did not fail, and why: worth a look.
 
-    (inconclusive, under the absolute floor, or not confirmed on re-run): worth a look.
+    (INCONCLUSIVE, under the absolute floor, or not confirmed on re-run.)
     """
     lines = []
     for rec in records:
-        reg = rec.verdict.regression
-        if reg is None or reg.failed or reg.outcome is Outcome.NO_BASELINE:
-            continue
-        if reg.ratio > 1 + reg.tolerance or "not confirmed" in reg.message:
-            lines.append(f"{reg.outcome.value.upper():>12}  {reg.message}")
+        for reg in rec.verdict.regressions:
+            if reg.failed or reg.outcome is Outcome.NO_BASELINE:
+                continue
+            if reg.ratio > 1 + reg.threshold or "not confirmed" in reg.message:
+                lines.append(f"{reg.outcome.value.upper():>12}  {reg.message}")
     return lines
