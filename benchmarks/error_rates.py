@@ -1,0 +1,148 @@
+"""Measured error rates of the regression verdict on the embedded model, default settings.
+
+Each trial records fresh baselines into a temp folder (two passes: the noise floor),
+then runs the suite against them: A/A runs (unchanged code: any REGRESSED is a false
+alarm) and canary runs with --inject-slowdown 0.05, 0.10 and 0.20 (a run that reports
+REGRESSED anywhere has detected the slowdown). Prints one line per run and a table.
+Run from the repository root, alone on the machine:
+
+    python benchmarks/error_rates.py [--trials 15] [--aa-per-trial 3] [-- extra pytest options]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+LEVELS = (0.05, 0.10, 0.20)
+
+
+@dataclass
+class Tally:
+    runs: int = 0
+    flagged: int = 0
+    by_grid: int = 0
+    by_case: int = 0
+    inconclusive_runs: int = 0
+    seconds: list[float] = field(default_factory=list)
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a rate k/n (sound at 0 and n, unlike k/n +- 2 SE)."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def suite(folder: Path, name: str, extra: list[str], *args: str) -> tuple[dict, float]:  # type: ignore[type-arg]
+    results = folder / f"{name}.json"
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "perf_tests",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--baselines-dir",
+        str(folder),
+        "--html",
+        str(folder / f"{name}.html"),
+        "--results-json",
+        str(results),
+        *args,
+        *extra,
+    ]
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if not results.is_file():
+        raise SystemExit(f"error_rates: the suite wrote no results: {' '.join(cmd)}")
+    return json.loads(results.read_text(encoding="utf-8")), elapsed
+
+
+def score(doc: dict, tally: Tally, seconds: float) -> str:  # type: ignore[type-arg]
+    case_hits = [
+        f"{c['id']} {k['name'].split()[0]}"
+        for c in doc["cases"]
+        for k in c["checks"]
+        if k["name"].endswith("vs baseline") and k["outcome"] == "failed"
+    ]
+    grid = doc["session"].get("grid") or {}
+    grid_hit = grid.get("outcome") == "failed"
+    inconclusive = any(c["outcome"] == "inconclusive" for c in doc["cases"]) or grid.get("outcome") == "inconclusive"
+    tally.runs += 1
+    tally.flagged += bool(case_hits or grid_hit)
+    tally.by_grid += grid_hit
+    tally.by_case += bool(case_hits)
+    tally.inconclusive_runs += inconclusive
+    tally.seconds.append(seconds)
+    ratio = grid.get("ratio")
+    return (
+        f"grid {'REGRESSED' if grid_hit else grid.get('outcome', '-')}"
+        f" ({(ratio - 1) * 100:+.1f}%)"
+        * (ratio is not None)
+        + f", cases regressed {len(case_hits)}{': ' + ', '.join(case_hits[:4]) if case_hits else ''}, {seconds:.1f} s"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=15, help="fresh baseline recordings")
+    parser.add_argument("--aa-per-trial", type=int, default=3, help="A/A runs against each recording")
+    parser.add_argument("extra", nargs="*", help="extra pytest options (after --)")
+    args = parser.parse_args()
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{args.trials} trials x ({args.aa_per_trial} A/A + {len(LEVELS)} canary runs); "
+        f"options: {args.extra or 'defaults'}",
+        flush=True,
+    )
+    tallies = {0.0: Tally(), **{level: Tally() for level in LEVELS}}
+    reps = None
+    record_seconds = []
+    for trial in range(1, args.trials + 1):
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            doc, seconds = suite(folder, "record", args.extra, "--update-baselines")
+            reps = doc["settings"]["repetitions"]
+            record_seconds.append(seconds)
+            for i in range(args.aa_per_trial):
+                doc, seconds = suite(folder, f"aa{i}", args.extra)
+                print(f"trial {trial:3d} A/A      : {score(doc, tallies[0.0], seconds)}", flush=True)
+            for level in LEVELS:
+                doc, seconds = suite(folder, f"slow{level}", args.extra, f"--inject-slowdown={level}")
+                print(f"trial {trial:3d} slow {level:4.0%} : {score(doc, tallies[level], seconds)}", flush=True)
+    mean_record = sum(record_seconds) / len(record_seconds)
+    print(f"\nrepetitions per case: {reps}; recording baselines (two passes) took {mean_record:.1f} s on average\n")
+    print(
+        "| run | runs | flagged REGRESSED | rate (95% CI) | by the grid test | by a case "
+        "| with an INCONCLUSIVE | suite time per run |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for level, t in tallies.items():
+        lo, hi = wilson(t.flagged, t.runs)
+        name = "A/A (false alarms)" if level == 0 else f"slowed {level:.0%} (detection)"
+        mean = sum(t.seconds) / len(t.seconds) if t.seconds else 0.0
+        print(
+            f"| {name} | {t.runs} | {t.flagged} | {t.flagged / max(t.runs, 1):.1%} ({lo:.1%}..{hi:.1%}) "
+            f"| {t.by_grid} | {t.by_case} | {t.inconclusive_runs} | {mean:.1f} s |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
