@@ -311,6 +311,7 @@ class PerfSession:
                 min_delta_ms=s.min_regression_ms,
                 family=family,
                 alpha=s.alpha,
+                new_tokens=case.new_tokens,
                 require_baseline=s.require_baseline,
                 enforce_regression=not s.update_baselines,
             )

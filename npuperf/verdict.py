@@ -109,9 +109,6 @@ class Regression(Check):
 
 
 METRIC_WORDS = {"latency_ms": "latency", "ttft_ms": "TTFT", "tpot_ms": "TPOT"}
-# An absolute floor guards against timer and scheduler jitter in whole-request figures;
-# TPOT is an average over many tokens, so it is judged on the ratio alone.
-FLOORED_METRICS = ("latency_ms", "ttft_ms")
 MIN_SAMPLES = 3
 
 
@@ -138,12 +135,16 @@ def compare(
     noise_floor: float | None = None,
     noise_k: float = 2.0,
     min_delta_ms: float = 0.0,
+    contribution: float = 1.0,
     confidence: float = 0.95,
 ) -> Regression:
     """The statistics of one comparison, before any multiple-comparison decision.
 
-    The outcome is OK (at or under the threshold, or under the absolute floor),
-    NO_BASELINE, or INCONCLUSIVE standing for "a candidate": ``decide`` settles it.
+    ``min_delta_ms`` is an absolute floor on what the slowdown adds to one request, which
+    is the metric's median delta times ``contribution`` (1 for latency and TTFT, the
+    tokens after the first for TPOT). The outcome is OK (at or under the threshold, or
+    under the floor), NO_BASELINE, or INCONCLUSIVE standing for "a candidate" (then
+    ``candidate`` is set): ``decide`` settles it.
     """
     if not 0 <= tolerance < 10:
         raise ValueError(f"tolerance must be a fraction within 0..10 (0.10 = 10%), got {tolerance}")
@@ -179,8 +180,12 @@ def compare(
     )
     if test.ratio <= 1 + threshold:
         outcome, tail = Outcome.OK, f"within the {why}: OK"
-    elif metric in FLOORED_METRICS and delta <= min_delta_ms:
-        outcome, tail = Outcome.OK, f"above the {why} but +{delta:.2f} ms is within the {min_delta_ms:g} ms floor: OK"
+    elif delta * contribution <= min_delta_ms:
+        added = f"+{delta * contribution:.2f} ms" + (f" ({contribution:g} tokens)" if contribution != 1 else "")
+        outcome, tail = (
+            Outcome.OK,
+            f"above the {why} but {added} per request is within the {min_delta_ms:.4g} ms floor: OK",
+        )
     elif cur.n < MIN_SAMPLES or base.n < MIN_SAMPLES:
         outcome, tail = (
             Outcome.INCONCLUSIVE,
@@ -264,13 +269,15 @@ def evaluate_case(
     min_delta_ms: float = 0.0,
     family: OnlineHolm | None = None,
     alpha: float = 0.05,
+    new_tokens: int = 1,
     require_baseline: bool = False,
     enforce_regression: bool = True,
 ) -> CaseVerdict:
     """Budget, breaker and per-metric regression checks of one case.
 
     ``current`` and ``baseline`` map metric names (latency_ms, ttft_ms, tpot_ms) to
-    samples. With ``family`` the significance decision is Holm's over the whole grid
+    samples; ``new_tokens`` is the case's token budget (TPOT's share of a request). With
+    ``family`` the significance decision is Holm's over the whole grid
     (online: a case decides when it runs); without, each metric stands alone at ``alpha``.
     ``require_baseline`` turns a missing baseline into a failure; ``enforce_regression=False``
     reports a regression without failing (used while accepting new baselines).
@@ -280,11 +287,21 @@ def evaluate_case(
         latency_budget(case, latency.median, budget_ms),
         circuit_breaker(case, latency.max, breaker_ms),
     ]
+    # TTFT and TPOT are parts of the request: a change in one is material only if it adds
+    # more to a request than the tolerance of the baseline's latency (and the absolute floor).
+    base_latency = Summary.of(baseline["latency_ms"]).median if baseline and baseline.get("latency_ms") else 0.0
+    part_floor = max(min_delta_ms, tolerance * base_latency)
+    floors = {
+        "latency_ms": (min_delta_ms, 1.0),
+        "ttft_ms": (part_floor, 1.0),
+        "tpot_ms": (part_floor, max(new_tokens - 1, 1)),
+    }
     compared = []
     for metric in ("latency_ms", "ttft_ms", "tpot_ms"):
         samples = current.get(metric) or ()
         if not samples:
             continue
+        floor, contribution = floors[metric]
         compared.append(
             compare(
                 case,
@@ -294,7 +311,8 @@ def evaluate_case(
                 tolerance=tolerance,
                 noise_floor=(noise or {}).get(metric),
                 noise_k=noise_k,
-                min_delta_ms=min_delta_ms,
+                min_delta_ms=floor,
+                contribution=contribution,
             )
         )
     p_values = [r.p_value if r.candidate else 1.0 for r in compared]

@@ -109,12 +109,43 @@ def test_one_outlier_does_not_move_the_median() -> None:
     assert r.outcome is Outcome.OK
 
 
-def test_absolute_floor_applies_to_latency_and_ttft_not_tpot() -> None:
+def test_absolute_floor_counts_what_a_slowdown_adds_to_a_request() -> None:
     small = [2.0, 2.05, 1.95, 2.0, 2.02]
     slow = [v * 1.3 for v in small]
-    assert compare(CASE, "latency_ms", slow, small, tolerance=0.1, min_delta_ms=1).outcome is Outcome.OK
-    assert "within the 1 ms floor: OK" in compare(CASE, "ttft_ms", slow, small, tolerance=0.1, min_delta_ms=1).message
-    assert compare(CASE, "tpot_ms", slow, small, tolerance=0.1, min_delta_ms=1).candidate
+    latency = compare(CASE, "latency_ms", slow, small, tolerance=0.1, min_delta_ms=1)
+    assert latency.outcome is Outcome.OK
+    assert "+0.60 ms per request is within the 1 ms floor: OK" in latency.message
+    # as TPOT over 31 tokens after the first, the same +0.6 ms per token adds 18.6 ms
+    tpot = compare(CASE, "tpot_ms", slow, small, tolerance=0.1, min_delta_ms=1, contribution=31)
+    assert tpot.candidate
+
+
+def test_ttft_and_tpot_must_be_material_to_the_request() -> None:
+    base = {"latency_ms": [100.0] * 5, "ttft_ms": [20.0] * 5, "tpot_ms": [1.0] * 5}
+    # TPOT +20% over 31 tokens adds 6.2 ms: under 10% of the 100 ms request, so not material
+    small = evaluate_case(
+        CASE,
+        {**base, "tpot_ms": [1.2] * 5},
+        budget_ms=500,
+        breaker_ms=2000,
+        baseline=base,
+        tolerance=0.1,
+        new_tokens=32,
+    )
+    tpot = next(r for r in small.regressions if r.metric == "tpot_ms")
+    assert tpot.outcome is Outcome.OK
+    assert "+6.20 ms (31 tokens) per request is within the 10 ms floor: OK" in tpot.message
+    # +50% adds 15.5 ms: material
+    large = evaluate_case(
+        CASE,
+        {**base, "tpot_ms": [1.5] * 5},
+        budget_ms=500,
+        breaker_ms=2000,
+        baseline=base,
+        tolerance=0.1,
+        new_tokens=32,
+    )
+    assert [r.metric for r in large.regressions if r.failed] == ["tpot_ms"]
 
 
 def test_missing_baseline_is_its_own_outcome() -> None:
@@ -189,6 +220,7 @@ def test_not_enforced_regression_is_reported_as_inconclusive() -> None:
         breaker_ms=2000,
         baseline=BASELINE,
         tolerance=0.1,
+        new_tokens=32,
         enforce_regression=False,
     )
     assert v.outcome is Outcome.INCONCLUSIVE
