@@ -6,7 +6,8 @@ alarm) and canary runs with --inject-slowdown 0.05, 0.10 and 0.20 (a run that re
 REGRESSED anywhere has detected the slowdown). Prints one line per run and a table.
 Run from the repository root, alone on the machine:
 
-    python benchmarks/error_rates.py [--trials 15] [--aa-per-trial 3] [-- extra pytest options]
+    python benchmarks/error_rates.py [--trials 15] [--aa-per-trial 3] [--levels 0.05,0.10,0.20]
+                                     [-- extra pytest options]
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LEVELS = (0.05, 0.10, 0.20)
 
 
 @dataclass
@@ -103,15 +103,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=15, help="fresh baseline recordings")
     parser.add_argument("--aa-per-trial", type=int, default=3, help="A/A runs against each recording")
+    parser.add_argument(
+        "--levels", default="0.05,0.10,0.20", help="canary slowdowns per trial, comma list; 'none' for A/A only"
+    )
     parser.add_argument("extra", nargs="*", help="extra pytest options (after --)")
     args = parser.parse_args()
+    levels = () if args.levels == "none" else tuple(float(x) for x in args.levels.split(","))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"{args.trials} trials x ({args.aa_per_trial} A/A + {len(LEVELS)} canary runs); "
+        f"{args.trials} trials x ({args.aa_per_trial} A/A + {len(levels)} canary runs); "
         f"options: {args.extra or 'defaults'}",
         flush=True,
     )
-    tallies = {0.0: Tally(), **{level: Tally() for level in LEVELS}}
+    tallies = {0.0: Tally(), **{level: Tally() for level in levels}}
     reps = None
     record_seconds = []
     for trial in range(1, args.trials + 1):
@@ -123,7 +127,7 @@ def main() -> int:
             for i in range(args.aa_per_trial):
                 doc, seconds = suite(folder, f"aa{i}", args.extra)
                 print(f"trial {trial:3d} A/A      : {score(doc, tallies[0.0], seconds)}", flush=True)
-            for level in LEVELS:
+            for level in levels:
                 doc, seconds = suite(folder, f"slow{level}", args.extra, f"--inject-slowdown={level}")
                 print(f"trial {trial:3d} slow {level:4.0%} : {score(doc, tallies[level], seconds)}", flush=True)
     mean_record = sum(record_seconds) / len(record_seconds)
