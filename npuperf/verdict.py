@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from npuperf.stats import OnlineHolm, Summary, median_of_ratios, ratio_of_medians
@@ -43,50 +43,51 @@ class Check:
         return self.outcome is Outcome.FAILED
 
 
+def _at_most(name: str, value: float, limit: float, what: str, describe: Callable[[bool], str]) -> Check:
+    """A value that must not exceed a positive limit; ``describe(ok)`` words the message."""
+    if limit <= 0:
+        raise ValueError(f"{what} must be > 0, got {limit}")
+    ok = value <= limit
+    return Check(
+        name=name, outcome=Outcome.OK if ok else Outcome.FAILED, value=value, limit=limit, message=describe(ok)
+    )
+
+
 def latency_budget(case: str, median_ms: float, budget_ms: float) -> Check:
     """Median end-to-end latency must not exceed the budget (the team's target: 500 ms)."""
-    if budget_ms <= 0:
-        raise ValueError(f"latency budget must be > 0 ms, got {budget_ms}")
-    ok = median_ms <= budget_ms
-    verb = "within" if ok else "over"
-    return Check(
-        name="latency budget",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=median_ms,
-        limit=budget_ms,
-        message=f"{case}: median latency {median_ms:.1f} ms {verb} the {budget_ms:g} ms budget",
+    return _at_most(
+        "latency budget",
+        median_ms,
+        budget_ms,
+        "latency budget (ms)",
+        lambda ok: (
+            f"{case}: median latency {median_ms:.1f} ms {'within' if ok else 'over'} the {budget_ms:g} ms budget"
+        ),
     )
 
 
 def circuit_breaker(case: str, worst_ms: float, breaker_ms: float) -> Check:
     """No single request may take longer than the breaker threshold (the team's: 2000 ms)."""
-    if breaker_ms <= 0:
-        raise ValueError(f"circuit breaker threshold must be > 0 ms, got {breaker_ms}")
-    ok = worst_ms <= breaker_ms
-    return Check(
-        name="circuit breaker",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=worst_ms,
-        limit=breaker_ms,
-        message=(
-            f"{case}: slowest request {worst_ms:.1f} ms "
-            + ("stays under" if ok else "would trip")
-            + f" the {breaker_ms:g} ms circuit breaker"
+    return _at_most(
+        "circuit breaker",
+        worst_ms,
+        breaker_ms,
+        "circuit breaker threshold (ms)",
+        lambda ok: (
+            f"{case}: slowest request {worst_ms:.1f} ms {'stays under' if ok else 'would trip'} "
+            f"the {breaker_ms:g} ms circuit breaker"
         ),
     )
 
 
 def load_budget(load_s: float, budget_s: float) -> Check:
     """Model load must finish within the budget (the team's: 20 s)."""
-    if budget_s <= 0:
-        raise ValueError(f"load budget must be > 0 s, got {budget_s}")
-    ok = load_s <= budget_s
-    return Check(
-        name="load budget",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=load_s,
-        limit=budget_s,
-        message=f"model load took {load_s:.2f} s, {'within' if ok else 'over'} the {budget_s:g} s budget",
+    return _at_most(
+        "load budget",
+        load_s,
+        budget_s,
+        "load budget (s)",
+        lambda ok: f"model load took {load_s:.2f} s, {'within' if ok else 'over'} the {budget_s:g} s budget",
     )
 
 
@@ -94,7 +95,7 @@ def load_budget(load_s: float, budget_s: float) -> Check:
 class Regression(Check):
     """One metric of one case compared with its baseline."""
 
-    metric: str = "latency"
+    metric: str = "latency_ms"
     baseline_median: float = 0.0
     current_median: float = 0.0
     ratio: float = 1.0
