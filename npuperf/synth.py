@@ -8,6 +8,9 @@
 
 Needs the synth requirements (requirements-synth.txt: torch==2.13.0, transformers, ...).
 The generated folder is committed, so running the suite never needs torch.
+
+``python -m npuperf.synth qnn-block`` rebuilds models/qnn-block, the static-shape QDQ
+decoder block the QNN checks run (npuperf/qdq_block.py; needs onnx, not torch).
 """
 
 from __future__ import annotations
@@ -205,10 +208,12 @@ def build(recipe: Recipe, out: Path, *, force: bool = False, log=print) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m npuperf.synth", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", choices=sorted(RECIPES), help="which synthetic model to build")
+    parser.add_argument("recipe", choices=[*sorted(RECIPES), "qnn-block"], help="which synthetic model to build")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: models/<name>)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
     args = parser.parse_args(argv)
+    if args.recipe == "qnn-block":
+        return _build_block(args.out or Path("models") / "qnn-block", force=args.force)
     recipe = RECIPES[args.recipe]
     out = args.out if args.out is not None else Path("models") / recipe.name
     try:
@@ -216,6 +221,29 @@ def main(argv: list[str] | None = None) -> int:
     except SynthError as exc:
         print(f"npuperf.synth: {exc}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _build_block(out: Path, *, force: bool) -> int:
+    from npuperf import qdq_block
+
+    if out.exists() and not force:
+        print(f"npuperf.synth: {str(out)!r} already exists; pass --force to replace it", file=sys.stderr)
+        return 2
+    try:
+        import onnx  # noqa: F401
+    except ImportError as exc:
+        print(
+            f"npuperf.synth: the QDQ block needs onnx ({exc}); pip install -r requirements-synth.txt", file=sys.stderr
+        )
+        return 2
+    with tempfile.TemporaryDirectory(prefix="npuperf-synth-", dir=out.parent if out.parent.exists() else None) as tmp:
+        built = Path(tmp) / "block"
+        model = qdq_block.build(qdq_block.BlockRecipe(), built)
+        if out.exists():
+            out.rename(Path(tmp) / "old")
+        built.rename(out)
+    print(f"done: {out / model.name} ({(out / model.name).stat().st_size / 1e6:.2f} MB)")
     return 0
 
 
