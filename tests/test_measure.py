@@ -65,9 +65,13 @@ def test_prompt_made_for_another_tokenizer_is_caught() -> None:
         measure_case(Recorded([[1]]), Case(1, Prompt("corpus-8", "abc", 8)), repetitions=1)  # type: ignore[arg-type]
 
 
-def test_more_tokens_than_the_budget_is_an_engine_error() -> None:
-    with pytest.raises(EngineError, match="over the budget"):
-        measure_case(Recorded([[1, 2, 3]]), Case(2, PROMPT), repetitions=1)  # type: ignore[arg-type]
+def test_more_tokens_than_the_budget_are_kept_and_counted() -> None:
+    # Genie stops asynchronously (a speculative pass can accept several tokens at once):
+    # the real count is what was measured, so it is kept and reported, not rejected.
+    result = measure_case(Recorded([[1, 2, 3]]), Case(2, PROMPT), repetitions=2)  # type: ignore[arg-type]
+    assert result.over_budget == 2
+    assert result.stopped_early == 0
+    assert result.tokens_generated == (3, 3)
 
 
 def test_unknown_metric_is_named() -> None:

@@ -42,7 +42,10 @@ class UnknownEngineError(ValueError):
 class Generation:
     """One generation: when it was submitted and when each new token became available.
 
-    Timestamps are ``time.perf_counter_ns()`` values from the client's clock.
+    Timestamps are ``time.perf_counter_ns()`` values from the client's clock. An engine
+    whose runtime reports token timing itself (Genie's profile) places the tokens on the
+    client timeline from those figures, sets ``end_ns`` to when the call returned (so
+    latency stays the client's wall time) and names both sources in ``clock``.
 
     >>> g = Generation(prompt_tokens=8, requested_new_tokens=3, submit_ns=0,
     ...                token_ns=(40_000_000, 50_000_000, 60_000_000))
@@ -57,6 +60,7 @@ class Generation:
     stop_reason: str = "budget"
     clock: str = "client perf_counter_ns"
     device: Mapping[str, float] = field(default_factory=dict)
+    end_ns: int | None = None
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 1:
@@ -69,6 +73,8 @@ class Generation:
             raise ValueError(f"first token at {self.token_ns[0]} ns precedes submission at {self.submit_ns} ns")
         if any(b < a for a, b in zip(self.token_ns, self.token_ns[1:], strict=False)):
             raise ValueError("token timestamps must be non-decreasing")
+        if self.end_ns is not None and self.end_ns < self.submit_ns:
+            raise ValueError(f"end at {self.end_ns} ns precedes submission at {self.submit_ns} ns")
         if self.stop_reason not in STOP_REASONS:
             raise ValueError(f"stop_reason {self.stop_reason!r} is not one of {STOP_REASONS}")
 
@@ -79,13 +85,19 @@ class Generation:
 
     @property
     def complete(self) -> bool:
-        """True when the engine produced every requested token."""
-        return self.new_tokens == self.requested_new_tokens
+        """True when the engine produced every requested token (or more)."""
+        return self.new_tokens >= self.requested_new_tokens
+
+    @property
+    def over_budget(self) -> bool:
+        """True when the runtime generated more tokens than requested (it stops asynchronously)."""
+        return self.new_tokens > self.requested_new_tokens
 
     @cached_property
     def latency_ms(self) -> float:
-        """Submit to last generated token."""
-        return (self.token_ns[-1] - self.submit_ns) / 1e6
+        """Submit to last generated token (to ``end_ns`` when the engine set it)."""
+        end = self.token_ns[-1] if self.end_ns is None else self.end_ns
+        return (end - self.submit_ns) / 1e6
 
     @cached_property
     def ttft_ms(self) -> float:
@@ -175,6 +187,7 @@ EngineFactory = Callable[[EngineOptions], Engine]
 # only when that engine is chosen.
 _BUILTIN: dict[str, str] = {
     "ort-genai": "npuperf.engines.ort_genai:create",
+    "genie": "npuperf.engines.genie:create",
 }
 _REGISTERED: dict[str, EngineFactory] = {}
 
