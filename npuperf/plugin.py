@@ -18,7 +18,8 @@ from typing import Any
 
 import pytest
 
-from npuperf import __version__, atomic, baselines, device
+from npuperf import __version__, atomic, baselines, device, npu_checks
+from npuperf.engines import qnn
 from npuperf.engines.base import (
     Engine,
     EngineError,
@@ -28,6 +29,7 @@ from npuperf.engines.base import (
     known_engines,
 )
 from npuperf.engines.faults import SlowedEngine
+from npuperf.engines.genie import GenieConfig, GenieEngine
 from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, load_and_warm, measure_case
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
 from npuperf.report import CaseRecord, results_json, row_values, terminal
@@ -110,6 +112,8 @@ class PerfSession:
     _hypotheses: list[tuple[str, str]] = field(default_factory=list)
     grid: Regression | None = None
     _rejected_online: set[tuple[str, str]] = field(default_factory=set)
+    _qnn: qnn.QnnReport | None = None
+    _qnn_error: BaseException | None = None
 
     # ----- paths and identity ------------------------------------------------------------
     @property
@@ -146,7 +150,9 @@ class PerfSession:
     def _make_engine(self) -> Engine:
         s = self.settings
         model = str(self._path(s.model)) if s.model else ""
-        engine = create_engine(s.engine, EngineOptions(model=model, provider=s.provider))
+        engine = create_engine(
+            s.engine, EngineOptions(model=model, provider=s.provider, extra={"htp_perf_mode": s.htp_perf_mode})
+        )
         return SlowedEngine(engine, s.inject_slowdown) if s.inject_slowdown else engine
 
     def prompt(self, engine: Engine, spec: CaseSpec) -> Prompt:
@@ -428,6 +434,101 @@ class PerfSession:
             pytest.fail(check.message, pytrace=False)
         return check
 
+    # ----- NPU checks --------------------------------------------------------------------
+    def _enforce(self, check: Check) -> Check:
+        self.backend_checks.append(check)
+        if check.failed:
+            pytest.fail(check.message, pytrace=False)
+        if check.outcome is Outcome.INCONCLUSIVE and self.settings.fail_inconclusive:
+            pytest.fail(check.message + "\n(--fail-inconclusive is set)", pytrace=False)
+        return check
+
+    def qnn_report(self) -> qnn.QnnReport:
+        """Probe --qnn-model once per session (three fresh processes); later calls reuse it."""
+        if self._qnn is not None:
+            return self._qnn
+        if self._qnn_error is not None:
+            raise self._qnn_error
+        s = self.settings
+        try:
+            if not s.qnn_model:
+                pytest.skip("--qnn-model is 'none': the QNN checks are off")
+            reason = qnn.available()
+            if reason is not None:
+                pytest.skip(f"the QNN checks need onnxruntime-qnn: {reason}; install it with: {qnn.INSTALL}")
+            model = self._path(s.qnn_model)
+            self._progress(
+                f"QNN checks: probing {self._show(model)} in fresh processes (cold compile, context write, cached load)"
+            )
+            cache_dir = self._path(s.qnn_cache_dir) if s.qnn_cache_dir else None
+            problem = None
+            try:
+                self._qnn = qnn.report(model, s.htp_perf_mode, s.qnn_runs, workdir=cache_dir)
+            except (EngineError, OSError, ValueError) as exc:
+                problem = f"QNN checks on {self._show(model)}: {exc}"
+            if problem is not None:  # raised outside the handler: the message alone says it all
+                pytest.fail(problem, pytrace=False)
+            assert self._qnn is not None
+        except (pytest.skip.Exception, pytest.fail.Exception) as exc:
+            self._qnn_error = exc
+            raise
+        cold = self._qnn.cold
+        if cold.simulated:
+            self.notes.append(
+                f"QNN timings are HTP simulator timings (QNN EP device type {cold.device_type} on this machine), "
+                "not device figures; device budgets are not applied to them"
+            )
+        return self._qnn
+
+    def check_qnn_placement(self, report: qnn.QnnReport) -> Check:
+        return self._enforce(npu_checks.qnn_placement(report.cold))
+
+    def check_qnn_perf_mode(self, report: qnn.QnnReport) -> Check:
+        return self._enforce(npu_checks.qnn_perf_mode(report.cold, self.settings.htp_perf_mode))
+
+    def check_qnn_compile_cache(self, report: qnn.QnnReport) -> Check:
+        return self._enforce(npu_checks.qnn_compile_cache(report.cache))
+
+    def check_qnn_load(self, report: qnn.QnnReport) -> Check:
+        cold = report.cold
+        if cold.simulated:
+            pytest.skip(
+                f"HTP simulator: cold session creation (compile) took {cold.session_s:.3f} s here; simulator "
+                f"timings are reported, not checked against the {self.settings.load_budget_s:g} s device budget"
+            )
+        return self._enforce(load_budget(cold.session_s, self.settings.load_budget_s))
+
+    def check_qnn_cold_call(self, report: qnn.QnnReport) -> Check:
+        cold = report.cold
+        warm = cold.warm_run_ms
+        versus = "" if warm is None else f"; warm median {warm:.1f} ms (cold is x{cold.first_run_ms / warm:.1f})"
+        if cold.simulated:
+            pytest.skip(
+                f"HTP simulator: first run {cold.first_run_ms:.1f} ms{versus}; simulator timings are reported, "
+                f"not checked against the {self.settings.breaker_ms:g} ms breaker"
+            )
+        check = circuit_breaker(f"{report.model}: cold first run", cold.first_run_ms, self.settings.breaker_ms)
+        return self._enforce(_with_message(check, check.message + versus))
+
+    def genie_config(self) -> GenieConfig:
+        """The loaded Genie engine's config; skips (before loading anything) when the engine is not Genie."""
+        if self.settings.engine != "genie":
+            pytest.skip(
+                f"the engine under test is {self.settings.engine!r}; the Genie checks run with "
+                "--engine genie --model <bundle>/genie_config.json"
+            )
+        warm = self.warm_engine()
+        engine = warm.engine.inner if isinstance(warm.engine, SlowedEngine) else warm.engine
+        if not isinstance(engine, GenieEngine) or engine.config is None:
+            pytest.fail(f"--engine genie made a {type(engine).__name__}, not the Genie engine", pytrace=False)
+        return engine.config
+
+    def check_genie_backend(self) -> Check:
+        return self._enforce(npu_checks.genie_backend(self.genie_config()))
+
+    def check_genie_perf_profile(self) -> Check:
+        return self._enforce(npu_checks.genie_perf_profile(self.genie_config(), self.settings.htp_perf_mode))
+
     # ----- hooks -------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.settings.engine not in known_engines():
@@ -507,6 +608,8 @@ class PerfSession:
                 "message": self.grid.message,
             },
         }
+        if self._qnn is not None:
+            session_info["qnn"] = _qnn_entry(self._qnn)
         if warm is not None:
             session_info.update(
                 load_s=warm.load_s,
@@ -569,6 +672,38 @@ def _drift(first: tuple[float, ...], second: tuple[float, ...]) -> float:
     return math.log(a / b) if a > 0 and b > 0 else 0.0
 
 
+def _qnn_entry(report: qnn.QnnReport) -> dict[str, Any]:
+    def probe(p: qnn.Probe) -> dict[str, Any]:
+        return {
+            "model": p.model,
+            "simulated": p.simulated,
+            "device_type": p.device_type,
+            "clock": p.clock,
+            "session_s": p.session_s,
+            "run_ms": list(p.run_ms),
+            "requested_perf_mode": p.requested_perf_mode,
+            "applied_perf_mode": p.applied_perf_mode,
+            "provider_options": dict(p.provider_options),
+            "node_share": p.placement.node_share,
+            "time_share": p.placement.time_share,
+            "kernel_us": dict(p.placement.kernel_us),
+            "fallback": [asdict(n) for n in p.placement.fallback],
+            "uses_context": p.uses_context,
+            "versions": dict(p.versions),
+        }
+
+    c = report.cache
+    return {
+        "model": report.model,
+        "cold": probe(c.cold),
+        "context_write": probe(c.generate),
+        "cached": probe(c.cached),
+        "context_model": c.context_model,
+        "context_bytes": c.context_bytes,
+        "speedup": c.speedup,
+    }
+
+
 def _with_message(check: Check, message: str) -> Check:
     from dataclasses import replace
 
@@ -605,10 +740,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     for opt in OPTIONS:
         helptext = f"{opt.help} (ini: {opt.ini}; default: {opt.default or 'none'})"
         if opt.kind == "flag":
-            group.addoption(opt.flag, action="store_true", default=None, dest=opt.dest, help=helptext)
+            group.addoption(opt.flag, *opt.aliases, action="store_true", default=None, dest=opt.dest, help=helptext)
             parser.addini(opt.ini, opt.help, type="bool", default=opt.default == "true")
         else:
-            group.addoption(opt.flag, action="store", default=None, dest=opt.dest, help=helptext)
+            group.addoption(opt.flag, *opt.aliases, action="store", default=None, dest=opt.dest, help=helptext)
             parser.addini(opt.ini, opt.help, default=opt.default)
 
 
@@ -621,6 +756,7 @@ def _raw(config: pytest.Config, opt: Option) -> str:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "npuperf: a latency case of the npuperf suite")
+    config.addinivalue_line("markers", "npu: an NPU check (QNN placement, perf mode, compile cache; Genie config)")
     try:
         settings = resolve(lambda opt: _raw(config, opt), config.rootpath)
     except SettingsError as exc:

@@ -14,7 +14,11 @@ from typing import Any
 
 import tomllib
 
+from npuperf.engines.qnn import PERF_MODES
 from npuperf.prompts import TEAM_PROMPTS
+
+# Execution providers of the ort-genai engine (the genie engine always runs on QnnHtp).
+EPS = ("cpu", "qnn")
 
 
 class SettingsError(ValueError):
@@ -30,6 +34,7 @@ class Option:
     default: str
     help: str
     kind: str = "string"  # "string" | "flag"
+    aliases: tuple[str, ...] = ()
 
     @property
     def dest(self) -> str:
@@ -39,7 +44,32 @@ class Option:
 OPTIONS: tuple[Option, ...] = (
     Option("--engine", "npuperf_engine", "ort-genai", "engine to measure (see --engine=list in the README)"),
     Option("--model", "npuperf_model", "models/tiny-qwen2", "model path for the engine (relative to the rootdir)"),
-    Option("--provider", "npuperf_provider", "cpu", "execution provider of the engine, e.g. cpu"),
+    Option(
+        "--ep",
+        "npuperf_ep",
+        "cpu",
+        "execution provider of the ort-genai engine: cpu, or qnn (onnxruntime-qnn plugin, HTP)",
+        aliases=("--provider",),
+    ),
+    Option(
+        "--htp-perf-mode",
+        "npuperf_htp_perf_mode",
+        "burst",
+        "HTP performance mode to request and to require (QNN EP, ort-genai --ep qnn, Genie's perf_profile)",
+    ),
+    Option(
+        "--qnn-model",
+        "npuperf_qnn_model",
+        "models/qnn-block/model.onnx",
+        "static-shape ONNX model for the QNN checks of test_backend.py (placement, perf mode, cache); 'none' to skip",
+    ),
+    Option("--qnn-runs", "npuperf_qnn_runs", "5", "inference runs per QNN probe process (the first is the cold call)"),
+    Option(
+        "--qnn-cache-dir",
+        "npuperf_qnn_cache_dir",
+        "",
+        "folder for the QNN compile cache (EPContext model) of the checks; empty: a temporary folder",
+    ),
     Option("--token-budgets", "npuperf_token_budgets", "8,16,32,64", "new-token budgets, comma list"),
     Option("--prompt-lengths", "npuperf_prompt_lengths", "8,64,256", "prompt lengths in tokens, comma list"),
     Option(
@@ -146,6 +176,10 @@ class Settings:
     update_baselines: bool = False
     require_baseline: bool = False
     results_json: str = ""
+    htp_perf_mode: str = "burst"
+    qnn_model: str = ""
+    qnn_runs: int = 5
+    qnn_cache_dir: str = ""
 
     def budget_for(self, case_id: str) -> float:
         """The latency budget of one case: its override, else the global budget."""
@@ -208,6 +242,13 @@ def _flag(flag: str, raw: str) -> bool:
     raise SettingsError(f"{flag}: {raw!r} is not a boolean; expected true or false")
 
 
+def _choice(flag: str, raw: str, accepted: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in accepted:
+        raise SettingsError(f"{flag}: {raw!r} is not accepted; expected one of {', '.join(accepted)}")
+    return value
+
+
 def _team_prompts(flag: str, raw: str) -> tuple[str, ...]:
     if raw.strip().lower() == "none":
         return ()
@@ -260,7 +301,7 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
     settings = Settings(
         engine=engine,
         model=raw["model"].strip(),
-        provider=raw["provider"].strip(),
+        provider=_choice(flags["ep"], raw["ep"], EPS),
         token_budgets=_int_list(flags["token_budgets"], raw["token_budgets"]),
         prompt_lengths=_int_list(flags["prompt_lengths"], raw["prompt_lengths"]),
         team_prompts=_team_prompts(flags["team_prompts"], raw["team_prompts"]),
@@ -291,6 +332,10 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
         update_baselines=_flag(flags["update_baselines"], raw["update_baselines"]),
         require_baseline=_flag(flags["require_baseline"], raw["require_baseline"]),
         results_json=raw["results_json"].strip(),
+        htp_perf_mode=_choice(flags["htp_perf_mode"], raw["htp_perf_mode"], PERF_MODES),
+        qnn_model="" if raw["qnn_model"].strip().lower() in ("", "none") else raw["qnn_model"].strip(),
+        qnn_runs=_int(flags["qnn_runs"], raw["qnn_runs"], 1),
+        qnn_cache_dir=raw["qnn_cache_dir"].strip(),
     )
     if settings.inject_slowdown and settings.update_baselines:
         raise SettingsError(

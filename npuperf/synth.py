@@ -211,9 +211,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("recipe", choices=[*sorted(RECIPES), "qnn-block"], help="which synthetic model to build")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: models/<name>)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
+    parser.add_argument(
+        "--unsupported-op",
+        default=None,
+        help="qnn-block only: put this ONNX op (e.g. Erf) into the MLP, to force a CPU fallback on QNN",
+    )
     args = parser.parse_args(argv)
     if args.recipe == "qnn-block":
-        return _build_block(args.out or Path("models") / "qnn-block", force=args.force)
+        return _build_block(args.out or Path("models") / "qnn-block", force=args.force, unsupported=args.unsupported_op)
+    if args.unsupported_op:
+        parser.error("--unsupported-op applies to qnn-block only")
     recipe = RECIPES[args.recipe]
     out = args.out if args.out is not None else Path("models") / recipe.name
     try:
@@ -224,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _build_block(out: Path, *, force: bool) -> int:
+def _build_block(out: Path, *, force: bool, unsupported: str | None = None) -> int:
     from npuperf import qdq_block
 
     if out.exists() and not force:
@@ -239,7 +246,7 @@ def _build_block(out: Path, *, force: bool) -> int:
         return 2
     with tempfile.TemporaryDirectory(prefix="npuperf-synth-", dir=out.parent if out.parent.exists() else None) as tmp:
         built = Path(tmp) / "block"
-        model = qdq_block.build(qdq_block.BlockRecipe(), built)
+        model = qdq_block.build(qdq_block.BlockRecipe(), built, unsupported=unsupported)
         if out.exists():
             out.rename(Path(tmp) / "old")
         built.rename(out)

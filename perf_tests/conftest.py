@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from npuperf.baselines import Lookup
+from npuperf.engines.qnn import QnnReport
 from npuperf.measure import WarmEngine
 from npuperf.plugin import PerfSession
 
@@ -25,3 +26,10 @@ def engine(npuperf_session: PerfSession) -> WarmEngine:
 def baseline(npuperf_session: PerfSession, engine: WarmEngine) -> Lookup:
     """The accepted baseline for this device x engine x model (or why there is none)."""
     return npuperf_session.baseline(engine)
+
+
+@pytest.fixture(scope="session")
+def qnn(npuperf_session: PerfSession) -> QnnReport:
+    """--qnn-model probed once per session in fresh processes: cold compile, writing the
+    compile cache, loading from it; placement, perf mode and timings of each."""
+    return npuperf_session.qnn_report()

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "tiny-qwen2"
+
+# Looked up, not imported: importing onnx in a process that loaded onnxruntime-genai aborts it.
+needs_onnx = pytest.mark.skipif(
+    importlib.util.find_spec("onnx") is None,
+    reason="building the fallback model needs onnx: pip install -r requirements-synth.txt",
+)
 
 
 @pytest.fixture(scope="session")
@@ -17,3 +26,20 @@ def tiny_engine():  # type: ignore[no-untyped-def]
     engine.load()
     yield engine
     engine.close()
+
+
+def build_fallback_block(out: Path) -> Path:
+    """The QDQ block with an Erf in its MLP, built in a fresh process.
+
+    onnxruntime's quantizer runs inference sessions; in a process that also loaded
+    onnxruntime-genai (which carries its own onnxruntime) that crashes the interpreter.
+    """
+    proc = subprocess.run(
+        [sys.executable, "-m", "npuperf.synth", "qnn-block", "--out", str(out), "--unsupported-op", "Erf"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out / "model.onnx"

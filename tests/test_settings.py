@@ -67,6 +67,9 @@ def test_bad_overrides_files(tmp_path: Path, content: str, message: str) -> None
         ({"noise_k": "-2"}, "--noise-k: '-2' is out of range"),
         ({"inject_slowdown": "11"}, "--inject-slowdown: '11' is out of range; expected a fraction from 0"),
         ({"confirm_runs": "-1"}, "--confirm-runs: -1 is below 0"),
+        ({"ep": "dml"}, "--ep: 'dml' is not accepted; expected one of cpu, qnn"),
+        ({"htp_perf_mode": "turbo"}, "--htp-perf-mode: 'turbo' is not accepted; expected one of burst, balanced"),
+        ({"qnn_runs": "0"}, "--qnn-runs: 0 is below 1"),
         ({"confirm_pause_s": "x"}, "--confirm-pause-s: 'x' is not a number"),
         (
             {"min_regression_ms": "-1"},
@@ -81,3 +84,10 @@ def test_bad_values_name_option_value_and_accepted(tmp_path: Path, given: dict[s
 
 def test_team_prompts_none(tmp_path: Path) -> None:
     assert settings(tmp_path, team_prompts="none").team_prompts == ()
+
+
+def test_npu_defaults_and_qnn_model_none(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    assert (s.provider, s.htp_perf_mode, s.qnn_model, s.qnn_runs) == ("cpu", "burst", "models/qnn-block/model.onnx", 5)
+    assert settings(tmp_path, qnn_model="none").qnn_model == ""
+    assert settings(tmp_path, ep="QNN").provider == "qnn"

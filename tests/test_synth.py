@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import MODEL
+from conftest import MODEL, needs_onnx
 from npuperf import synth
 from npuperf.engines.ort_genai import OrtGenaiEngine
 from npuperf.model_files import identify
@@ -63,3 +64,29 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path, capsys: pytest.C
     (tmp_path / "m").mkdir()
     assert synth.main(["tiny", "--out", str(tmp_path / "m")]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@needs_onnx
+def test_qnn_block_rebuild_is_byte_identical(tmp_path: Path) -> None:
+    committed = MODEL.parent / "qnn-block"
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "npuperf.synth", "qnn-block", "--out", str(tmp_path / "b")],
+        cwd=MODEL.parent.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
+    here = json.loads((tmp_path / "b" / synth.MANIFEST).read_text(encoding="utf-8"))
+    there = json.loads((committed / synth.MANIFEST).read_text(encoding="utf-8"))
+    assert here["recipe"] == there["recipe"]
+    if here["built_with"] != there["built_with"]:
+        pytest.skip(f"packages differ from the committed block's ({here['built_with']} vs {there['built_with']})")
+    assert identify(tmp_path / "b" / "model.onnx").sha256 == identify(committed / "model.onnx").sha256
+
+
+def test_unsupported_op_is_for_the_qnn_block_only(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        synth.main(["tiny", "--unsupported-op", "Erf"])
+    assert "--unsupported-op applies to qnn-block only" in capsys.readouterr().err

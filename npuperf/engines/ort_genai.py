@@ -1,7 +1,17 @@
-"""onnxruntime-genai engine: CPU here; QNN or DirectML providers on a device.
+"""onnxruntime-genai engine: the CPU provider, or QNN through the onnxruntime-qnn plugin.
 
 Forces exactly N new tokens by setting both min_length and max_length to
 prompt + N (both count prompt tokens), and checks that it got them.
+
+``--ep qnn`` registers the onnxruntime-qnn library with onnxruntime-genai and asks for
+the QNN provider with the HTP performance mode (``--htp-perf-mode``, burst by default):
+
+    og.register_execution_provider_library(qnn.get_ep_name(), qnn.get_library_path())
+    config = og.Config(folder); config.clear_providers(); config.append_provider("QNN")
+    config.set_provider_option("QNN", "htp_performance_mode", "burst")
+
+The model folder must then be a QNN export (static shapes, from AI Hub or Olive); the
+model builder's CPU models such as the embedded one are not.
 """
 
 from __future__ import annotations
@@ -25,7 +35,8 @@ from npuperf.model_files import identify
 
 NAME = "ort-genai"
 INSTALL = "pip install onnxruntime-genai"
-PROVIDERS = ("cpu",)
+PROVIDERS = ("cpu", "qnn")
+QNN_INSTALL = "pip install onnxruntime-qnn"
 
 
 class _GenaiTokenizer:
@@ -42,11 +53,13 @@ class _GenaiTokenizer:
 class OrtGenaiEngine:
     """Runs an onnxruntime-genai model folder (model.onnx + genai_config.json + tokenizer)."""
 
-    def __init__(self, model_dir: Path, provider: str = "cpu") -> None:
+    def __init__(self, model_dir: Path, provider: str = "cpu", htp_perf_mode: str = "burst") -> None:
         if provider not in PROVIDERS:
             raise ValueError(f"ort-genai provider {provider!r} is not supported here; accepted: {', '.join(PROVIDERS)}")
         self.model_dir = model_dir
         self.provider = provider
+        self.htp_perf_mode = htp_perf_mode
+        self.provider_options: dict[str, str] = {}
         self._og: Any = None
         self._model: Any = None
         self._tokenizer: _GenaiTokenizer | None = None
@@ -77,8 +90,12 @@ class OrtGenaiEngine:
                 f"model folder {str(self.model_dir)!r} has no genai_config.json; "
                 "expected an onnxruntime-genai model folder (model.onnx, genai_config.json, tokenizer)"
             )
+        versions = {"onnxruntime-genai": str(getattr(og, "__version__", "unknown"))}
+        source: Any = str(self.model_dir)
+        if self.provider == "qnn":
+            source = self._qnn_config(og, versions)
         try:
-            model = og.Model(str(self.model_dir))
+            model = og.Model(source)
             tokenizer = _GenaiTokenizer(og, model)
         except Exception as exc:  # the runtime raises plain RuntimeError for any bad file
             raise ModelError(f"cannot load model folder {str(self.model_dir)!r}: {exc}") from exc
@@ -87,11 +104,34 @@ class OrtGenaiEngine:
         self._info = EngineInfo(
             engine=NAME,
             provider=self.provider,
-            versions={"onnxruntime-genai": str(getattr(og, "__version__", "unknown"))},
+            versions=versions,
             model_id=identity.model_id,
             model_sha256=identity.sha256,
-            details={"model_path": str(self.model_dir), "model_bytes": str(identity.bytes)},
+            details={
+                "model_path": str(self.model_dir),
+                "model_bytes": str(identity.bytes),
+                **{f"QNN {k}": v for k, v in self.provider_options.items()},
+            },
         )
+
+    def _qnn_config(self, og: Any, versions: dict[str, str]) -> Any:
+        """Register onnxruntime-qnn with genai and build a Config that asks for QNN in the perf mode."""
+        try:
+            import onnxruntime_qnn as qnn
+        except ImportError as exc:
+            raise EngineUnavailable(NAME, f"--ep qnn needs onnxruntime_qnn ({exc})", QNN_INSTALL) from exc
+        try:
+            og.register_execution_provider_library(qnn.get_ep_name(), qnn.get_library_path())
+        except Exception as exc:  # genai raises RuntimeError with the loader's message
+            raise EngineError(f"cannot register {qnn.get_library_path()} with onnxruntime-genai: {exc}") from exc
+        self.provider_options = {"backend_type": "htp", "htp_performance_mode": self.htp_perf_mode}
+        config = og.Config(str(self.model_dir))
+        config.clear_providers()
+        config.append_provider("QNN")
+        for key, value in self.provider_options.items():
+            config.set_provider_option("QNN", key, value)
+        versions["onnxruntime-qnn"] = _version("onnxruntime-qnn")
+        return config
 
     def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
         if self._model is None or self._tokenizer is None:
@@ -132,5 +172,16 @@ class OrtGenaiEngine:
         self._tokenizer = None
 
 
+def _version(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def create(options: EngineOptions) -> OrtGenaiEngine:
-    return OrtGenaiEngine(Path(options.model), provider=options.provider)
+    return OrtGenaiEngine(
+        Path(options.model), provider=options.provider, htp_perf_mode=options.extra.get("htp_perf_mode", "burst")
+    )

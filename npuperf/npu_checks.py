@@ -1,0 +1,143 @@
+"""Pure decisions about the NPU: did the model run there, in burst mode, from a warm cache?
+
+Each function takes what an engine or a QNN probe reported and returns a verdict Check
+with a message that names the figures (and, for a fallback, the nodes). No I/O, no
+pytest: plugin.py presents and enforces them.
+
+These are the four suspected causes of the team's 7419 ms (FIELD.md): inference
+silently on the CPU, performance mode not BURST, first-inference compile time, and too
+many tokens (the latency grid and its "token budgets that fit" lines cover the last).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from npuperf.engines.genie import GenieConfig
+from npuperf.engines.qnn import CompileCache, Probe
+from npuperf.verdict import Check, Outcome
+
+
+def _short(path: str) -> str:
+    """``models/qnn-block/model.onnx`` -> ``qnn-block/model.onnx``: enough to tell models apart."""
+    return "/".join(Path(path).parts[-2:])
+
+
+def _check(name: str, ok: bool, value: float, limit: float, message: str) -> Check:
+    return Check(name=name, outcome=Outcome.OK if ok else Outcome.FAILED, value=value, limit=limit, message=message)
+
+
+def qnn_placement(probe: Probe, listed: int = 12) -> Check:
+    """Fails when any compute node runs outside QNN; boundary QuantizeLinear/DequantizeLinear may."""
+    p = probe.placement
+    if not p.nodes:
+        return _check("runs on NPU", False, 0.0, 1.0, f"{_short(probe.model)}: ORT reported no node assignment")
+    shares = (
+        f"{len(p.on_qnn)} of {len(p.nodes)} nodes ({p.node_share:.1%}) and {p.time_share:.1%} of kernel time "
+        f"on {'the HTP simulator' if probe.simulated else 'the NPU'} (QNNExecutionProvider)"
+    )
+    fallback = p.fallback
+    if not fallback:
+        return _check("runs on NPU", True, p.node_share, 1.0, f"{_short(probe.model)}: {shares}; no compute on the CPU")
+    names = ", ".join(f"{n.name} ({n.op_type} on {n.provider})" for n in fallback[:listed])
+    more = f" and {len(fallback) - listed} more" if len(fallback) > listed else ""
+    return _check(
+        "runs on NPU",
+        False,
+        p.node_share,
+        1.0,
+        f"{_short(probe.model)}: {len(fallback)} compute node(s) fell back to the CPU: {names}{more}; {shares}. "
+        "Replace or re-export those ops (docs/npu.md, 'runs on NPU')",
+    )
+
+
+def qnn_perf_mode(probe: Probe, required: str) -> Check:
+    """The HTP performance mode the EP applied (from its own log) must be ``required``."""
+    applied = probe.applied_perf_mode
+    configured = probe.provider_options.get("htp_performance_mode", "default (not set)")
+    if applied is None:
+        return Check(
+            name="perf mode",
+            outcome=Outcome.INCONCLUSIVE,
+            value=0.0,
+            limit=0.0,
+            message=(
+                f"{_short(probe.model)}: the QNN EP's log did not state the HTP performance mode it applied "
+                f"(configured: {configured}); cannot confirm {required}"
+            ),
+        )
+    ok = applied == required
+    return _check(
+        "perf mode",
+        ok,
+        1.0 if ok else 0.0,
+        1.0,
+        f"{_short(probe.model)}: HTP performance mode applied by the EP: {applied} (configured: {configured}; "
+        f"required: {required})",
+    )
+
+
+def qnn_compile_cache(cache: CompileCache, min_speedup: float = 1.0) -> Check:
+    """The context model must be written, then used (an EPContext node on QNN), and load faster."""
+    where = "HTP simulator" if cache.cold.simulated else "device"
+    timing = (
+        f"cold compile {cache.cold.session_s * 1000:.0f} ms, writing the context model "
+        f"{cache.generate.session_s * 1000:.0f} ms, load from cache {cache.cached.session_s * 1000:.0f} ms ({where})"
+    )
+    if cache.generate.context_written is None:
+        return _check("compile cache", False, 0.0, min_speedup, f"ep.context_enable wrote no context model; {timing}")
+    if not cache.cached.uses_context:
+        ops = sorted({n.op_type for n in cache.cached.placement.on_qnn})
+        return _check(
+            "compile cache",
+            False,
+            0.0,
+            min_speedup,
+            f"{_short(cache.context_model)} loaded without a precompiled EPContext node on QNN "
+            f"(QNN ran: {ops}); {timing}",
+        )
+    speedup = cache.speedup or 0.0
+    ok = speedup > min_speedup
+    return _check(
+        "compile cache",
+        ok,
+        speedup,
+        min_speedup,
+        f"compile cache {'effective' if ok else 'NOT faster'}: {timing}; cached load is x{speedup:.1f} faster "
+        f"({cache.context_bytes / 1e6:.2f} MB context at {cache.context_model})",
+    )
+
+
+def genie_backend(config: GenieConfig) -> Check:
+    """A Genie dialog runs on the NPU when its engine backend is QnnHtp (Genie has no per-op fallback)."""
+    ok = config.on_htp
+    return _check(
+        "runs on NPU",
+        ok,
+        1.0 if ok else 0.0,
+        1.0,
+        f"{config.path.name}: engine backend {config.backend_type!r} "
+        f"({'the Hexagon NPU' if ok else 'NOT the NPU; expected QnnHtp'}), dialog {config.dialog_type}, "
+        f"context {config.context_size if config.context_size is not None else 'unknown'}",
+    )
+
+
+def genie_perf_profile(config: GenieConfig, required: str) -> Check:
+    """Genie's HTP performance profile is set in the backend extensions file, not by PerfProfile."""
+    if config.extensions is None:
+        return _check(
+            "perf mode",
+            False,
+            0.0,
+            1.0,
+            f"{config.path.name}: no engine.backend.extensions file, so the HTP runs at its default "
+            f"performance profile; required: {required}",
+        )
+    ok = config.perf_profile == required
+    return _check(
+        "perf mode",
+        ok,
+        1.0 if ok else 0.0,
+        1.0,
+        f"{config.extensions.name}: perf_profile {config.perf_profile or 'not set'} (required: {required})",
+    )
