@@ -99,6 +99,11 @@ class CaseResult:
         """How many repetitions ended before the budget (EOS or stop sequence)."""
         return sum(1 for g in self.generations if not g.complete)
 
+    def device_medians(self) -> dict[str, float]:
+        """Median of each figure the runtime reported itself (Generation.device), e.g. Genie's profile."""
+        keys = sorted({k for g in self.generations for k in g.device})
+        return {k: Summary.of([g.device[k] for g in self.generations if k in g.device]).median for k in keys}
+
     @property
     def over_budget(self) -> int:
         """How many repetitions generated more tokens than the budget (asynchronous stop)."""

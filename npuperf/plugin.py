@@ -351,6 +351,19 @@ class PerfSession:
             )
         if result.stopped_early:
             self.notes.append(f"{case.id}: {result.stopped_early} repetition(s) stopped before the budget")
+        if result.over_budget:
+            self.notes.append(
+                f"{case.id}: {result.over_budget} repetition(s) generated more tokens than the budget "
+                f"(up to {result.tokens_generated[1]}; the runtime stops asynchronously); per-token figures use "
+                "the real count"
+            )
+        reported = result.device_medians()
+        if "client_first_text_ms" in reported and "device_ttft_ms" in reported:
+            self.notes.append(
+                f"{case.id}: TTFT {reported['device_ttft_ms']:.1f} ms from the runtime's profile (device clock); "
+                f"first text seen by the client at {reported['client_first_text_ms']:.1f} ms (polled callback, "
+                "coarse); latency from the client clock"
+            )
         if verdict.failures:
             pytest.fail("\n".join(c.message for c in verdict.failures), pytrace=False)
         if s.fail_inconclusive and verdict.outcome is Outcome.INCONCLUSIVE:

@@ -150,6 +150,12 @@ def test_contract_genie_suite_measures_every_case_and_checks_the_bundle(genie_su
     doc = json.loads((genie_suite.path / "reports" / "results.json").read_text(encoding="utf-8"))
     assert doc["environment"]["Timing source"].startswith("latency: client perf_counter_ns; TTFT and TPOT: Genie")
     assert [c["tokens_generated"] for c in doc["cases"]] == [[4, 4], [8, 8]]
+    reported = doc["cases"][0]["runtime_reported"]
+    assert reported["device_generated_tokens"] == 4
+    assert doc["cases"][0]["summary"]["ttft_ms"]["median"] == pytest.approx(reported["device_ttft_ms"], rel=0.01)
+    result.stdout.fnmatch_lines(
+        ["*t4-p8: TTFT * ms from the runtime's profile (device clock); first text seen by the client at * ms*"]
+    )
 
 
 def test_contract_genie_perf_profile_not_burst_fails_naming_file_and_value(genie_suite: pytest.Pytester) -> None:
@@ -179,3 +185,10 @@ def test_contract_genie_missing_runtime_skips_with_install_hint(
     result.stdout.fnmatch_lines(
         ["*engine 'genie' is unavailable: cannot import qai_appbuilder*pip install qai-appbuilder*"]
     )
+
+
+def test_contract_genie_overshoot_is_noted(genie_suite: pytest.Pytester) -> None:
+    fake.SIM.accept = 3
+    result = run(genie_suite, *GENIE, "-m", "not npu")
+    result.assert_outcomes(passed=4, skipped=1, warnings=2)
+    result.stdout.fnmatch_lines(["*t8-p8: 3 repetition(s) generated more tokens than the budget (up to 10;*"])

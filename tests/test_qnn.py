@@ -189,3 +189,20 @@ def test_an_unsupported_op_falls_back_and_is_named(tmp_path: Path) -> None:
     check = npu_checks.qnn_placement(qnn.probe(model, runs=1))
     assert check.failed
     assert "mlp/erf (Erf on CPUExecutionProvider)" in check.message
+
+
+def test_probe_inputs_are_seeded_floats_and_integer_zeros() -> None:
+    from types import SimpleNamespace
+
+    feeds = qnn._feeds(
+        [
+            SimpleNamespace(name="x", shape=[1, 4], type="tensor(float)"),
+            SimpleNamespace(name="ids", shape=[1, 4], type="tensor(int64)"),
+        ]
+    )
+    assert feeds["x"].dtype.name == "float32"
+    assert feeds["ids"].tolist() == [[0, 0, 0, 0]]
+    with pytest.raises(RuntimeError, match=r"input 'ids' has a dynamic shape \['batch', 4\]; QNN needs static"):
+        qnn._feeds([SimpleNamespace(name="ids", shape=["batch", 4], type="tensor(int64)")])
+    with pytest.raises(RuntimeError, match=r"input 's' has type tensor\(string\)"):
+        qnn._feeds([SimpleNamespace(name="s", shape=[1], type="tensor(string)")])

@@ -283,7 +283,6 @@ def report(model: Path, perf_mode: str = "burst", runs: int = 5, workdir: Path |
 
 
 def _run_probe(model: str, perf_mode: str, runs: int, context_out: str | None) -> dict[str, Any]:
-    import numpy as np
     import onnxruntime as ort
     import onnxruntime_qnn as qnn
 
@@ -304,13 +303,7 @@ def _run_probe(model: str, perf_mode: str, runs: int, context_out: str | None) -
     start = time.perf_counter()
     session = ort.InferenceSession(model, sess_options=options)
     session_s = time.perf_counter() - start
-    rng = np.random.default_rng(0)
-    feeds = {}
-    for inp in session.get_inputs():
-        if any(not isinstance(d, int) for d in inp.shape):
-            raise RuntimeError(f"input {inp.name!r} has a dynamic shape {inp.shape}; QNN needs static shapes")
-        dtype = np.float32 if inp.type == "tensor(float)" else np.int64
-        feeds[inp.name] = rng.standard_normal(inp.shape).astype(dtype)
+    feeds = _feeds(session.get_inputs())
     run_ms = []
     for _ in range(runs):
         t0 = time.perf_counter()
@@ -345,6 +338,37 @@ def _run_probe(model: str, perf_mode: str, runs: int, context_out: str | None) -
         },
         "context_written": context_out if context_out and Path(context_out).is_file() else None,
     }
+
+
+_DTYPES = {
+    "tensor(float)": "float32",
+    "tensor(float16)": "float16",
+    "tensor(int64)": "int64",
+    "tensor(int32)": "int32",
+    "tensor(uint16)": "uint16",
+    "tensor(uint8)": "uint8",
+    "tensor(int8)": "int8",
+    "tensor(bool)": "bool",
+}
+
+
+def _feeds(inputs: Sequence[Any]) -> dict[str, Any]:
+    """Inputs for timing runs: seeded normal floats, zeros for integers (valid ids, positions)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for inp in inputs:
+        if any(not isinstance(d, int) for d in inp.shape):
+            raise RuntimeError(f"input {inp.name!r} has a dynamic shape {inp.shape}; QNN needs static shapes")
+        dtype = _DTYPES.get(inp.type)
+        if dtype is None:
+            raise RuntimeError(f"input {inp.name!r} has type {inp.type}; the probe can feed {', '.join(_DTYPES)}")
+        if dtype.startswith("float"):
+            feeds[inp.name] = rng.standard_normal(inp.shape).astype(dtype)
+        else:
+            feeds[inp.name] = np.zeros(inp.shape, dtype=dtype)
+    return feeds
 
 
 def _version(package: str) -> str:

@@ -23,6 +23,7 @@ def _generation(gen: Generation) -> dict[str, Any]:
         "requested_new_tokens": gen.requested_new_tokens,
         "stop_reason": gen.stop_reason,
         "clock": gen.clock,
+        "runtime_reported": dict(gen.device),
     }
 
 
@@ -37,6 +38,9 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
         "sampling": r.case.sampling,
         "tokens_generated": list(r.tokens_generated),
         "stopped_early": r.stopped_early,
+        "over_budget": r.over_budget,
+        "clock": r.generations[0].clock,
+        "runtime_reported": r.device_medians(),
         "samples": {m: list(r.samples(m)) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
         "summary": {
             "latency_ms": asdict(r.latency),
