@@ -465,10 +465,10 @@ class PerfSession:
         s = self.settings
         try:
             if not s.qnn_model:
-                pytest.skip("--qnn-model is 'none': the QNN checks are off")
+                _skip("--qnn-model is 'none': the QNN checks are off")
             reason = qnn.available()
             if reason is not None:
-                pytest.skip(f"the QNN checks need onnxruntime-qnn: {reason}; install it with: {qnn.INSTALL}")
+                _skip(f"the QNN checks need onnxruntime-qnn: {reason}; install it with: {qnn.INSTALL}")
             model = self._path(s.qnn_model)
             self._progress(
                 f"QNN checks: probing {self._show(model)} in fresh processes (cold compile, context write, cached load)"
@@ -505,7 +505,7 @@ class PerfSession:
     def check_qnn_load(self, report: qnn.QnnReport) -> Check:
         cold = report.cold
         if cold.simulated:
-            pytest.skip(
+            _skip(
                 f"HTP simulator: cold session creation (compile) took {cold.session_s:.3f} s here; simulator "
                 f"timings are reported, not checked against the {self.settings.load_budget_s:g} s device budget"
             )
@@ -516,7 +516,7 @@ class PerfSession:
         warm = cold.warm_run_ms
         versus = "" if warm is None else f"; warm median {warm:.1f} ms (cold is x{cold.first_run_ms / warm:.1f})"
         if cold.simulated:
-            pytest.skip(
+            _skip(
                 f"HTP simulator: first run {cold.first_run_ms:.1f} ms{versus}; simulator timings are reported, "
                 f"not checked against the {self.settings.breaker_ms:g} ms breaker"
             )
@@ -526,7 +526,7 @@ class PerfSession:
     def genie_config(self) -> GenieConfig:
         """The loaded Genie engine's config; skips (before loading anything) when the engine is not Genie."""
         if self.settings.engine != "genie":
-            pytest.skip(
+            _skip(
                 f"the engine under test is {self.settings.engine!r}; the Genie checks run with "
                 "--engine genie --model <bundle>/genie_config.json"
             )
@@ -683,6 +683,11 @@ def _drift(first: tuple[float, ...], second: tuple[float, ...]) -> float:
     """ln(median ratio) of two passes over the same code: signed, about a fraction."""
     a, b = sorted(first)[len(first) // 2], sorted(second)[len(second) // 2]
     return math.log(a / b) if a > 0 and b > 0 else 0.0
+
+
+def _skip(reason: str) -> None:
+    """Skip reported at the test that asked, not at this module's line."""
+    raise pytest.skip.Exception(reason, _use_item_location=True)
 
 
 def _qnn_entry(report: qnn.QnnReport) -> dict[str, Any]:
