@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from npuperf.engines.base import installed_version
+
 MANIFEST = "npuperf_model.json"
 
 
@@ -229,16 +231,7 @@ def build(recipe: BlockRecipe, out: Path, *, unsupported: str | None = None) -> 
         "unsupported_op": unsupported,
         "weights": "random (synthetic shape twin of one decoder layer of tiny-qwen2)",
         "inputs": {"hidden_states": [1, recipe.seq, recipe.hidden]},
-        "built_with": {pkg: _version(pkg) for pkg in ("onnx", "onnxruntime", "numpy")},
+        "built_with": {pkg: installed_version(pkg, missing="missing") for pkg in ("onnx", "onnxruntime", "numpy")},
     }
     (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return target
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "missing"

@@ -155,15 +155,12 @@ def _pin_threads(config: Path) -> None:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    from npuperf.engines.base import installed_version
 
-    found = {}
-    for pkg in ("torch", "transformers", "tokenizers", "onnxruntime-genai", "onnxruntime"):
-        try:
-            found[pkg] = version(pkg)
-        except PackageNotFoundError:
-            found[pkg] = "missing"
-    return found
+    return {
+        pkg: installed_version(pkg, missing="missing")
+        for pkg in ("torch", "transformers", "tokenizers", "onnxruntime-genai", "onnxruntime")
+    }
 
 
 def build(recipe: Recipe, out: Path, *, force: bool = False, log=print) -> Path:  # type: ignore[no-untyped-def]

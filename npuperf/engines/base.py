@@ -16,6 +16,16 @@ from typing import Protocol, runtime_checkable
 STOP_REASONS = ("budget", "eos", "stop-sequence")
 
 
+def installed_version(package: str, missing: str = "unknown") -> str:
+    """The installed distribution's version (for EngineInfo.versions and model manifests)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return missing
+
+
 class EngineError(Exception):
     """An engine failed in a way the suite must report, not hide."""
 

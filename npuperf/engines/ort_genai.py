@@ -30,6 +30,7 @@ from npuperf.engines.base import (
     ModelError,
     OnToken,
     Tokenizer,
+    installed_version,
 )
 from npuperf.model_files import identify
 
@@ -130,7 +131,7 @@ class OrtGenaiEngine:
         config.append_provider("QNN")
         for key, value in self.provider_options.items():
             config.set_provider_option("QNN", key, value)
-        versions["onnxruntime-qnn"] = _version("onnxruntime-qnn")
+        versions["onnxruntime-qnn"] = installed_version("onnxruntime-qnn")
         return config
 
     def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
@@ -170,15 +171,6 @@ class OrtGenaiEngine:
     def close(self) -> None:
         self._model = None
         self._tokenizer = None
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def create(options: EngineOptions) -> OrtGenaiEngine:

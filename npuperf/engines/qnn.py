@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from npuperf.engines.base import EngineError, EngineUnavailable, ModelError
+from npuperf.engines.base import EngineError, EngineUnavailable, ModelError, installed_version
 
 NAME = "qnn"
 INSTALL = "pip install onnxruntime-qnn"
@@ -334,7 +334,7 @@ def _run_probe(model: str, perf_mode: str, runs: int, context_out: str | None) -
         "kernel_us": kernel_us,
         "versions": {
             "onnxruntime": ort.__version__,
-            "onnxruntime-qnn": _version("onnxruntime-qnn"),
+            "onnxruntime-qnn": installed_version("onnxruntime-qnn"),
         },
         "context_written": context_out if context_out and Path(context_out).is_file() else None,
     }
@@ -369,15 +369,6 @@ def _feeds(inputs: Sequence[Any]) -> dict[str, Any]:
         else:
             feeds[inp.name] = np.zeros(inp.shape, dtype=dtype)
     return feeds
-
-
-def _version(package: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
