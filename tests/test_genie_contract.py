@@ -82,6 +82,8 @@ def test_contract_query_takes_ttft_and_tpot_from_the_profile_and_latency_from_th
     assert g.latency_ms == pytest.approx(g.device["client_latency_ms"])
     assert g.latency_ms >= profile.ttft_ms
     assert g.device["client_first_text_ms"] >= 0
+    assert g.text == "好" * 8  # everything the callback delivered, in order
+    assert engine.info.context_length == 4096
     assert [prompt.text] == fake.QUERIES
 
 

@@ -33,6 +33,13 @@ def test_satisfies_the_engine_protocol_and_describes_itself(tiny_engine) -> None
     assert (info.engine, info.provider, info.model_id) == ("ort-genai", "cpu", "tiny-qwen2")
     assert len(info.model_sha256) == 64
     assert info.versions["onnxruntime-genai"]
+    assert info.context_length == 2048  # genai_config.json model.context_length
+
+
+def test_generated_text_is_decoded_after_the_last_stamp(tiny_engine) -> None:  # type: ignore[no-untyped-def]
+    g = tiny_engine.generate(corpus_prompt(tiny_engine.tokenizer, 8).text, 8)
+    assert g.text
+    assert len(tiny_engine.tokenizer.encode(g.text)) <= 8 + 2  # re-encoding may merge or split at the ends
 
 
 def test_missing_folder(tmp_path: Path) -> None:

@@ -71,6 +71,7 @@ class Generation:
     clock: str = "client perf_counter_ns"
     device: Mapping[str, float] = field(default_factory=dict)
     end_ns: int | None = None
+    text: str = ""  # the generated text, when the engine decodes it (after the last stamp)
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 1:
@@ -143,6 +144,7 @@ class EngineInfo:
     model_id: str
     model_sha256: str
     details: Mapping[str, str] = field(default_factory=dict)
+    context_length: int | None = None  # prompt + new tokens the model can hold, when known
 
 
 # Called by an engine as each new token arrives, before the token's timestamp is taken.

@@ -329,6 +329,7 @@ class GenieEngine:
                 "backend_type": config.backend_type,
                 "perf_profile": str(config.perf_profile),
             },
+            context_length=config.context_size,
         )
 
     def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
@@ -348,10 +349,13 @@ class GenieEngine:
             raise EngineError(f"Genie SetParams({max_new_tokens!r}, ...) failed")
         arrivals: list[int] = []
 
+        pieces: list[str] = []
+
         def callback(text: str) -> bool:
             if on_token is not None:
                 on_token()
             arrivals.append(time.perf_counter_ns())
+            pieces.append(text)
             return True
 
         submit = time.perf_counter_ns()
@@ -389,6 +393,7 @@ class GenieEngine:
             clock=CLOCK,
             device=device,
             end_ns=end,
+            text="".join(pieces),
         )
 
     def close(self) -> None:

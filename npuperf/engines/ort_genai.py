@@ -16,6 +16,7 @@ model builder's CPU models such as the embedded one are not.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -101,6 +102,7 @@ class OrtGenaiEngine:
         except Exception as exc:  # the runtime raises plain RuntimeError for any bad file
             raise ModelError(f"cannot load model folder {str(self.model_dir)!r}: {exc}") from exc
         identity = identify(self.model_dir)
+        context = _context_length(config)
         self._og, self._model, self._tokenizer = og, model, tokenizer
         self._info = EngineInfo(
             engine=NAME,
@@ -113,6 +115,7 @@ class OrtGenaiEngine:
                 "model_bytes": str(identity.bytes),
                 **{f"QNN {k}": v for k, v in self.provider_options.items()},
             },
+            context_length=context,
         )
 
     def _qnn_config(self, og: Any, versions: dict[str, str]) -> Any:
@@ -155,7 +158,9 @@ class OrtGenaiEngine:
             if on_token is not None:
                 on_token()
             stamps.append(time.perf_counter_ns())
+        new_ids = [int(i) for i in generator.get_sequence(0)][len(ids) :]
         del generator
+        text = self._tokenizer.decode(new_ids)  # after the last stamp: not part of any figure
         if len(stamps) != max_new_tokens:
             raise EngineError(
                 f"ort-genai produced {len(stamps)} new tokens, expected exactly {max_new_tokens} "
@@ -166,11 +171,20 @@ class OrtGenaiEngine:
             requested_new_tokens=max_new_tokens,
             submit_ns=submit,
             token_ns=tuple(stamps),
+            text=text,
         )
 
     def close(self) -> None:
         self._model = None
         self._tokenizer = None
+
+
+def _context_length(config: Path) -> int | None:
+    try:
+        value = json.loads(config.read_text(encoding="utf-8"))["model"]["context_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return value if isinstance(value, int) and value > 0 else None
 
 
 def create(options: EngineOptions) -> OrtGenaiEngine:
