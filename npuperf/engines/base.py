@@ -200,6 +200,7 @@ EngineFactory = Callable[[EngineOptions], Engine]
 _BUILTIN: dict[str, str] = {
     "ort-genai": "npuperf.engines.ort_genai:create",
     "genie": "npuperf.engines.genie:create",
+    "http": "npuperf.engines.http:create",
 }
 _REGISTERED: dict[str, EngineFactory] = {}
 

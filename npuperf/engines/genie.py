@@ -27,7 +27,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,7 @@ from npuperf.engines.base import (
     OnToken,
     Tokenizer,
 )
+from npuperf.engines.hf_tokenizer import HfTokenizer
 
 NAME = "genie"
 INSTALL = "pip install qai-appbuilder (wheels: Windows on ARM64/ARM64EC, Linux aarch64; there is none for x86_64)"
@@ -247,26 +248,6 @@ def parse_profile(text: str) -> QueryProfile:
 # ----- the engine -----------------------------------------------------------------------
 
 
-class _HfTokenizer:
-    """The bundle's tokenizer.json (the one Genie uses), for making prompts of exact length."""
-
-    def __init__(self, path: Path) -> None:
-        try:
-            from tokenizers import Tokenizer as HfTokenizer
-        except ImportError as exc:
-            raise EngineUnavailable(NAME, f"cannot import tokenizers ({exc})", "pip install tokenizers") from exc
-        try:
-            self._tok = HfTokenizer.from_file(str(path))
-        except Exception as exc:  # tokenizers raises a bare Exception for a bad file
-            raise ModelError(f"cannot read tokenizer {str(path)!r}: {exc}") from exc
-
-    def encode(self, text: str) -> Sequence[int]:
-        return list(self._tok.encode(text, add_special_tokens=False).ids)
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return str(self._tok.decode(list(ids), skip_special_tokens=False))
-
-
 class GenieEngine:
     """A Genie dialog on the Hexagon NPU; contract-tested off-device (see module doc)."""
 
@@ -275,7 +256,7 @@ class GenieEngine:
         self.sampling = sampling
         self.config: GenieConfig | None = None
         self._ctx: Any = None
-        self._tokenizer: _HfTokenizer | None = None
+        self._tokenizer: HfTokenizer | None = None
         self._info: EngineInfo | None = None
         # GenieContext is not thread-safe: one query at a time, whoever calls.
         self._lock = threading.Lock()
@@ -309,7 +290,7 @@ class GenieEngine:
             raise ModelError(f"Genie config {str(self.config_path)!r}: " + "; ".join(config.problems))
         if config.tokenizer is None:
             raise ModelError(f"Genie config {str(self.config_path)!r} names no tokenizer (dialog.tokenizer.path)")
-        tokenizer = _HfTokenizer(config.tokenizer)
+        tokenizer = HfTokenizer(config.tokenizer)
         try:
             with contextlib.chdir(self.config_path.parent):
                 ctx = qai_appbuilder.GenieContext(str(self.config_path.resolve()))
