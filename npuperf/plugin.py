@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
+import statistics
 import subprocess
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -18,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from npuperf import __version__, atomic, baselines, device, npu_checks
-from npuperf.engines import qnn
+from npuperf import __version__, atomic, baselines, device, npu_checks, service_checks
+from npuperf.engines import http, qnn
 from npuperf.engines.base import (
     Engine,
     EngineError,
@@ -32,8 +35,9 @@ from npuperf.engines.faults import SlowedEngine
 from npuperf.engines.genie import GenieConfig, GenieEngine
 from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, load_and_warm, measure_case
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
-from npuperf.report import CaseRecord, results_json, row_values, terminal
+from npuperf.report import CaseRecord, fmt_ms, results_json, row_values, terminal
 from npuperf.report import html as html_report
+from npuperf.server import ServerProcess, start_process
 from npuperf.settings import OPTIONS, Option, Settings, SettingsError, resolve
 from npuperf.stats import OnlineHolm
 from npuperf.verdict import (
@@ -45,8 +49,13 @@ from npuperf.verdict import (
     confirmed,
     evaluate_case,
     grid_regression,
+    latency_budget,
     load_budget,
 )
+
+EMBEDDED_TOKENIZER = "models/tiny-qwen2/tokenizer.json"
+# engines the reference server can serve when the suite starts it (registered test engines cannot)
+SERVABLE = ("ort-genai", "genie")
 
 
 class NoBaselineWarning(UserWarning):
@@ -95,6 +104,21 @@ def git_commit(root: Path) -> str:
 
 
 @dataclass
+class Service:
+    """The backend service under test: its URL, a loaded http engine, and whether the suite started it."""
+
+    url: str
+    engine: http.HttpEngine
+    started: bool
+    health: dict[str, Any]
+
+    @property
+    def client(self) -> http.ServiceClient:
+        assert self.engine.client is not None
+        return self.engine.client
+
+
+@dataclass
 class PerfSession:
     """The run's state, stored in ``config.stash`` and registered as a plugin for its hooks."""
 
@@ -114,6 +138,10 @@ class PerfSession:
     _rejected_online: set[tuple[str, str]] = field(default_factory=set)
     _qnn: qnn.QnnReport | None = None
     _qnn_error: BaseException | None = None
+    _service: Service | None = None
+    _service_error: BaseException | None = None
+    _server: ServerProcess | None = None
+    http_records: list[tuple[int, CaseResult]] = field(default_factory=list)
 
     # ----- paths and identity ------------------------------------------------------------
     @property
@@ -150,9 +178,14 @@ class PerfSession:
     def _make_engine(self) -> Engine:
         s = self.settings
         model = str(self._path(s.model)) if s.model else ""
-        engine = create_engine(
-            s.engine, EngineOptions(model=model, provider=s.provider, extra={"htp_perf_mode": s.htp_perf_mode})
-        )
+        extra = {
+            "htp_perf_mode": s.htp_perf_mode,
+            "backend_url": s.backend_url,
+            "http_stream": "true" if s.http_stream else "false",
+            "http_timeout_s": str(s.http_timeout_s),
+            "http_tokenizer": str(self.http_tokenizer()),
+        }
+        engine = create_engine(s.engine, EngineOptions(model=model, provider=s.provider, extra=extra))
         return SlowedEngine(engine, s.inject_slowdown) if s.inject_slowdown else engine
 
     def prompt(self, engine: Engine, spec: CaseSpec) -> Prompt:
@@ -196,6 +229,10 @@ class PerfSession:
     def close(self) -> None:
         if self._warm is not None:
             self._warm.engine.close()
+        if self._service is not None:
+            self._service.engine.close()
+        if self._server is not None:
+            self._server.stop()
 
     def _describe(self, warm: WarmEngine) -> None:
         env = self.environment(warm)
@@ -542,6 +579,199 @@ class PerfSession:
     def check_genie_perf_profile(self) -> Check:
         return self._enforce(npu_checks.genie_perf_profile(self.genie_config(), self.settings.htp_perf_mode))
 
+    # ----- the backend service ------------------------------------------------------------
+    def http_tokenizer(self) -> Path:
+        """--http-tokenizer; else the --model's tokenizer.json (folder, or a Genie config's folder); else embedded."""
+        s = self.settings
+        if s.http_tokenizer:
+            return self._path(s.http_tokenizer)
+        model = self._path(s.model) if s.model and s.engine != "http" else None
+        if model is not None:
+            for candidate in (model / "tokenizer.json", model.parent / "tokenizer.json"):
+                if candidate.is_file():
+                    return candidate
+        return self._path(EMBEDDED_TOKENIZER)
+
+    def service(self) -> Service:
+        """--backend-url, or the reference server started once on a free loopback port."""
+        if self._service is not None:
+            return self._service
+        if self._service_error is not None:
+            raise self._service_error
+        try:
+            self._service = self._connect()
+        except (pytest.skip.Exception, pytest.fail.Exception) as exc:
+            self._service_error = exc
+            raise
+        return self._service
+
+    def _connect(self) -> Service:
+        s = self.settings
+        url, started = s.backend_url, False
+        problem = None
+        if not url:
+            if s.engine not in SERVABLE:
+                pytest.fail(
+                    f"the reference server serves {', '.join(SERVABLE)}, not --engine {s.engine!r}; "
+                    "give --backend-url of a running service",
+                    pytrace=False,
+                )
+            log = Path(tempfile.gettempdir()) / f"npuperf-server-{os.getpid()}.log"
+            self._progress(f"starting the reference server (python -m npuperf.server, {s.engine} {s.model})")
+            args = ["--engine", s.engine, "--model", str(self._path(s.model)), "--ep", s.provider]
+            args += ["--htp-perf-mode", s.htp_perf_mode, "--breaker-ms", f"{s.breaker_ms:g}"]
+            try:
+                self._server = start_process(args, log, timeout_s=max(180.0, 3 * s.load_budget_s))
+            except (RuntimeError, OSError) as exc:
+                problem = f"service: {exc}"
+            if problem is None:
+                assert self._server is not None
+                url, started = self._server.url, True
+                self.notes.append(
+                    f"service: the reference server (python -m npuperf.server) on {url}, started by the suite; "
+                    f"log {log}"
+                )
+        if problem is None:
+            engine = http.HttpEngine(
+                url, self.http_tokenizer(), stream=s.http_stream, timeout_s=s.http_timeout_s, temperature=0.7
+            )
+            try:
+                engine.load()
+            except EngineUnavailable as exc:
+                _skip(str(exc))
+            except (EngineError, ValueError) as exc:
+                problem = f"service {url}: {exc}"
+        if problem is not None:
+            pytest.fail(problem, pytrace=False)
+        return Service(url=url, engine=engine, started=started, health=dict(engine.health))
+
+    def check_service_health(self, svc: Service) -> Check:
+        reply = self._service_call(lambda: svc.client.send("GET", "/api/health"))
+        return self._enforce(service_checks.health(reply.body if isinstance(reply.body, dict) else None, svc.url))
+
+    def _service_call(self, fn: Callable[[], Any]) -> Any:
+        problem = None
+        try:
+            return fn()
+        except EngineError as exc:
+            problem = str(exc)
+        pytest.fail(problem, pytrace=False)
+
+    def check_http_case(self, svc: Service, new_tokens: int) -> list[Check]:
+        """One token budget of the grid over HTTP with the team's prompt: budget and breaker."""
+        s = self.settings
+        prompt = team_prompt(svc.engine.tokenizer, "greeting-zh")
+        case = Case(new_tokens=new_tokens, prompt=prompt)
+        result = self._service_call(lambda: measure_case(svc.engine, case, s.repetitions))
+        self.http_records.append((new_tokens, result))
+        label = f"{case.label} over HTTP"
+        checks = [
+            latency_budget(label, result.latency.median, s.budget_for(case.id)),
+            circuit_breaker(label, result.latency.max, s.breaker_ms),
+        ]
+        counted = {g.device.get("server_prompt_tokens") for g in result.generations} - {None}
+        if counted and counted != {float(prompt.tokens)}:
+            self.notes.append(
+                f"{case.id} over HTTP: the service counts {sorted(int(c) for c in counted)} prompt tokens for "
+                f"{prompt.text!r}, the suite's tokenizer {prompt.tokens}; set --http-tokenizer to the model's"
+            )
+        failed = [c for c in checks if c.failed]
+        if failed:
+            pytest.fail("\n".join(c.message for c in failed), pytrace=False)
+        return checks
+
+    def check_benchmark_agreement(self, svc: Service) -> Check:
+        s = self.settings
+        n, runs = max(s.token_budgets), s.repetitions
+        payload = {"prompt": "你好", "max_new_tokens": n, "temperature": 0.7}
+        client = [
+            self._service_call(lambda: svc.client.checked("POST", "/api/npu/infer", json=payload)).elapsed_ms
+            for _ in range(runs)
+        ]
+        params = {"prompt": "你好", "max_new_tokens": n, "runs": runs}
+        reply = self._service_call(
+            lambda: svc.client.checked("GET", "/api/npu/benchmark", params=params, timeout=s.http_timeout_s * runs)
+        )
+        latency = reply.body.get("latency_ms") if isinstance(reply.body, dict) else None
+        if not isinstance(latency, dict) or not isinstance(latency.get("median"), (int, float)):
+            pytest.fail(
+                f"{svc.url}/api/npu/benchmark answered without latency_ms.median (docs/api.md): "
+                f"{str(reply.body)[:200]}",
+                pytrace=False,
+            )
+        label = f"{n} tokens / '你好', {runs} runs each"
+        check = service_checks.agreement(float(latency["median"]), statistics.median(client), s.http_agreement, label)
+        return self._enforce(check)
+
+    def check_bad_inputs(self, svc: Service) -> Check:
+        bad = list(service_checks.BAD_INPUTS)
+        context = svc.health.get("context_length")
+        if isinstance(context, int) and context > 0:
+            bad.append(service_checks.over_context(context))
+        answers = self._service_call(lambda: http.answers(svc.client, bad))
+        after = svc.client.send(
+            "POST", "/api/npu/infer", content=service_checks.SEED_REQUEST, headers={"Content-Type": "application/json"}
+        )
+        return self._enforce(service_checks.bad_inputs(bad, answers, after.status == 200))
+
+    def check_concurrency(self, svc: Service) -> Check:
+        s = self.settings
+        payload = {"prompt": "你好", "max_new_tokens": min(s.token_budgets), "temperature": 0.7}
+        self._progress(f"service: {s.http_clients} clients x {s.http_requests} requests")
+        load = http.load(svc.url, s.http_clients, s.http_requests, payload, s.http_timeout_s)
+        return self._enforce(service_checks.concurrency(load))
+
+    def check_http_overhead(self, svc: Service) -> Check:
+        s = self.settings
+        if not self.http_records:
+            case = Case(new_tokens=min(s.token_budgets), prompt=team_prompt(svc.engine.tokenizer, "greeting-zh"))
+            result = self._service_call(lambda: measure_case(svc.engine, case, s.repetitions))
+            self.http_records.append((case.new_tokens, result))
+        overheads = [
+            g.device["http_overhead_ms"]
+            for _, r in self.http_records
+            for g in r.generations
+            if "http_overhead_ms" in g.device
+        ]
+        if not overheads:
+            _skip(f"{svc.url} reports no server timings (timings.latency_ms): HTTP overhead cannot be split out")
+        label = "streamed" if s.http_stream else "whole answers"
+        return self._enforce(service_checks.overhead(overheads, s.http_overhead_ms, label))
+
+    def check_seed_request(self, svc: Service) -> Check:
+        s = self.settings
+        headers = {"Content-Type": "application/json"}
+        reply = self._service_call(
+            lambda: svc.client.send(
+                "POST", "/api/npu/infer", content=service_checks.SEED_REQUEST, headers=headers, expect_json=False
+            )
+        )
+        answers: dict[str, tuple[int, Any]] = {"python (httpx)": (reply.status, reply.body)}
+        by_curl = self._service_call(
+            lambda: http.curl(f"{svc.url}/api/npu/infer", service_checks.SEED_REQUEST, s.http_timeout_s)
+        )
+        if by_curl is None:
+            self.notes.append("seed request: curl is not installed here; sent from Python only")
+        else:
+            answers["curl"] = by_curl
+        return self._enforce(service_checks.seed_request(answers, 32))
+
+    def http_lines(self) -> list[str]:
+        """The grid over HTTP: client figures beside the server's in-process ones."""
+        if not self.http_records:
+            return []
+        lines = ["over HTTP (client clock; server = its in-process latency; overhead = client - server):"]
+        lines.append("  tokens  median ms  p90 ms  TTFT ms  server ms  overhead ms")
+        for n, r in self.http_records:
+            server = [g.device["server_latency_ms"] for g in r.generations if "server_latency_ms" in g.device]
+            over = [g.device["http_overhead_ms"] for g in r.generations if "http_overhead_ms" in g.device]
+            lines.append(
+                f"  {n:>6}  {r.latency.median:>9.2f}  {r.latency.p90:>6.2f}  {r.ttft.median:>7.2f}  "
+                f"{fmt_ms(statistics.median(server) if server else None):>9}  "
+                f"{fmt_ms(statistics.median(over) if over else None):>11}"
+            )
+        return lines
+
     # ----- hooks -------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.settings.engine not in known_engines():
@@ -557,7 +787,7 @@ class PerfSession:
             )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.records and not self.backend_checks:
+        if not self.records and not self.backend_checks and not self.http_records:
             return
         tr = terminalreporter
         tr.write_sep("=", "npuperf latency summary")
@@ -584,6 +814,8 @@ class PerfSession:
                 "the grid's other p-values were known; rerun to confirm",
                 yellow=True,
             )
+        for line in self.http_lines():
+            tr.write_line(line)
         for note in self.notes:
             tr.write_line(note)
 
@@ -591,7 +823,7 @@ class PerfSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.is_worker:
             return
-        if self.settings.results_json and (self.records or self.backend_checks):
+        if self.settings.results_json and (self.records or self.backend_checks or self.http_records):
             self._write_results()
         if self.settings.update_baselines and self.records:
             try:
@@ -623,6 +855,21 @@ class PerfSession:
         }
         if self._qnn is not None:
             session_info["qnn"] = _qnn_entry(self._qnn)
+        if self._service is not None:
+            session_info["service"] = {
+                "url": self._service.url,
+                "started_by_suite": self._service.started,
+                "health": self._service.health,
+                "http": [
+                    {
+                        "new_tokens": n,
+                        "clock": r.generations[0].clock,
+                        "samples": {m: list(r.samples(m)) for m in METRICS},
+                        "runtime_reported": r.device_medians(),
+                    }
+                    for n, r in self.http_records
+                ],
+            }
         if warm is not None:
             session_info.update(
                 load_s=warm.load_s,
@@ -775,6 +1022,7 @@ def _raw(config: pytest.Config, opt: Option) -> str:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "npuperf: a latency case of the npuperf suite")
     config.addinivalue_line("markers", "npu: an NPU check (QNN placement, perf mode, compile cache; Genie config)")
+    config.addinivalue_line("markers", "service: a check of the backend service over HTTP (--backend-url)")
     try:
         settings = resolve(lambda opt: _raw(config, opt), config.rootpath)
     except SettingsError as exc:
@@ -787,6 +1035,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "npuperf_http_budget" in metafunc.fixturenames:
+        budgets = metafunc.config.stash[SESSION].settings.token_budgets
+        metafunc.parametrize("npuperf_http_budget", budgets, ids=[f"t{n}" for n in budgets])
     if "npuperf_case" in metafunc.fixturenames:
         specs = case_specs(metafunc.config.stash[SESSION].settings)
         metafunc.parametrize("npuperf_case", specs, ids=[s.id for s in specs])

@@ -26,7 +26,10 @@ import argparse
 import asyncio
 import json
 import math
+import os
+import re
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -34,6 +37,7 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from npuperf.breaker import CircuitBreaker
@@ -497,9 +501,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"npuperf.server: needs fastapi and uvicorn ({exc}); pip install -r requirements.txt", file=sys.stderr)
         return 2
     try:
-        sock = socket.socket(socket.AF_INET6 if ":" in config.host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((config.host, config.port))
+        sock = listening_socket(config.host, config.port)
     except OSError as exc:
         print(f"npuperf.server: cannot bind {config.host}:{config.port} ({exc.strerror})", file=sys.stderr)
         return 2
@@ -512,6 +514,20 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, lifespan="on", timeout_graceful_shutdown=5))
     server.run(sockets=[sock])
     return 0 if server.started else 3
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket for uvicorn (port 0: a free one).
+
+    The protocol must be IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on
+    sockets that say so, and without it every answer on a keep-alive connection waited for
+    the client's delayed ACK, about 40 ms on Linux (measured here; docs/api.md).
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
 
 
 @dataclass
@@ -537,8 +553,7 @@ def serve_in_thread(engine: Engine, config: ServerConfig) -> ThreadedServer:
     """Run the app on ``config.port`` (0: a free one) of loopback in a thread, once it is ready."""
     import uvicorn
 
-    sock = socket.socket()
-    sock.bind((config.host, config.port))
+    sock = listening_socket(config.host, config.port)
     server = uvicorn.Server(uvicorn.Config(create_app(engine, config), log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -549,6 +564,54 @@ def serve_in_thread(engine: Engine, config: ServerConfig) -> ThreadedServer:
             raise RuntimeError("the reference server did not start (see the log above)")
         time.sleep(0.01)
     return ThreadedServer(server, thread, sock, sock.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """``python -m npuperf.server`` in a child process (the suite's default service)."""
+
+    proc: subprocess.Popen[str]
+    url: str
+    log: Path
+
+    def stop(self, timeout_s: float = 30.0) -> int | None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout_s)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+
+def start_process(args: list[str], log: Path, timeout_s: float = 180.0) -> ServerProcess:
+    """Start the server on a free loopback port; returns once it prints that it listens.
+
+    Its stderr goes to ``log``; if it exits or stays silent, the error carries the log's tail.
+    """
+    root = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH", "")]))}
+    cmd = [sys.executable, "-m", "npuperf.server", "--host", "127.0.0.1", "--port", "0", *args]
+    with log.open("w", encoding="utf-8") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, encoding="utf-8")
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    reader.start()
+    reader.join(timeout_s)
+    found = re.search(r"listening on (http://\S+)", lines[0]) if lines else None
+    if found is None:
+        server = ServerProcess(proc, "", log)
+        code = server.stop(5)
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
+        said = f"; it said {lines[0].strip()!r}" if lines and lines[0].strip() else ""
+        raise RuntimeError(
+            f"the reference server ({' '.join(cmd[1:])}) did not start within {timeout_s:g} s (exit {code}){said}; "
+            f"its log {log}:\n{tail}"
+        )
+    return ServerProcess(proc, found.group(1), log)
 
 
 if __name__ == "__main__":

@@ -129,6 +129,34 @@ OPTIONS: tuple[Option, ...] = (
         "1",
         "pause before the k-th confirming re-run is k times this (s), so a slow spell can end",
     ),
+    Option(
+        "--backend-url",
+        "npuperf_backend_url",
+        "",
+        "the backend service to measure (http://host:port); empty: start the reference server on loopback",
+    ),
+    Option("--http-stream", "npuperf_http_stream", "true", "measure TTFT over HTTP from the SSE stream endpoint"),
+    Option("--http-timeout-s", "npuperf_http_timeout_s", "60", "HTTP timeout per request (s)"),
+    Option(
+        "--http-tokenizer",
+        "npuperf_http_tokenizer",
+        "",
+        "tokenizer.json of the model behind the service; empty: the --model's, else the embedded model's",
+    ),
+    Option("--http-clients", "npuperf_http_clients", "4", "concurrent clients of the service concurrency test"),
+    Option("--http-requests", "npuperf_http_requests", "25", "requests per client of the concurrency test"),
+    Option(
+        "--http-overhead-ms",
+        "npuperf_http_overhead_ms",
+        "20",
+        "limit on the median HTTP overhead (client latency - server in-process latency), ms",
+    ),
+    Option(
+        "--http-agreement",
+        "npuperf_http_agreement",
+        "0.25",
+        "benchmark endpoint vs client median: allowed gap as a fraction (plus 10 ms)",
+    ),
     Option("--baselines-dir", "npuperf_baselines_dir", "baselines", "folder of accepted baselines"),
     Option(
         "--update-baselines",
@@ -180,6 +208,14 @@ class Settings:
     qnn_model: str = ""
     qnn_runs: int = 5
     qnn_cache_dir: str = ""
+    backend_url: str = ""
+    http_stream: bool = True
+    http_timeout_s: float = 60.0
+    http_tokenizer: str = ""
+    http_clients: int = 4
+    http_requests: int = 25
+    http_overhead_ms: float = 20.0
+    http_agreement: float = 0.25
 
     def budget_for(self, case_id: str) -> float:
         """The latency budget of one case: its override, else the global budget."""
@@ -246,6 +282,13 @@ def _choice(flag: str, raw: str, accepted: tuple[str, ...]) -> str:
     value = raw.strip().lower()
     if value not in accepted:
         raise SettingsError(f"{flag}: {raw!r} is not accepted; expected one of {', '.join(accepted)}")
+    return value
+
+
+def _url(flag: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not value.startswith(("http://", "https://")):
+        raise SettingsError(f"{flag}: {raw!r} is not an http(s) URL; expected e.g. http://127.0.0.1:8000")
     return value
 
 
@@ -336,7 +379,19 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
         qnn_model="" if raw["qnn_model"].strip().lower() in ("", "none") else raw["qnn_model"].strip(),
         qnn_runs=_int(flags["qnn_runs"], raw["qnn_runs"], 1),
         qnn_cache_dir=raw["qnn_cache_dir"].strip(),
+        backend_url=_url(flags["backend_url"], raw["backend_url"]),
+        http_stream=_flag(flags["http_stream"], raw["http_stream"]),
+        http_timeout_s=_positive(flags["http_timeout_s"], raw["http_timeout_s"], "seconds"),
+        http_tokenizer=raw["http_tokenizer"].strip(),
+        http_clients=_int(flags["http_clients"], raw["http_clients"], 1),
+        http_requests=_int(flags["http_requests"], raw["http_requests"], 1),
+        http_overhead_ms=_positive(flags["http_overhead_ms"], raw["http_overhead_ms"], "milliseconds"),
+        http_agreement=_float(
+            flags["http_agreement"], raw["http_agreement"], "a fraction from 0 to 10, like 0.25", lambda v: 0 <= v < 10
+        ),
     )
+    if settings.engine == "http" and not settings.backend_url:
+        raise SettingsError("--engine http: needs --backend-url, e.g. --backend-url http://127.0.0.1:8000")
     if settings.inject_slowdown and settings.update_baselines:
         raise SettingsError(
             f"--inject-slowdown: {settings.inject_slowdown:g} with --update-baselines would accept a deliberately "

@@ -12,7 +12,7 @@ import pytest
 from npuperf.baselines import Lookup
 from npuperf.engines.qnn import QnnReport
 from npuperf.measure import WarmEngine
-from npuperf.plugin import PerfSession
+from npuperf.plugin import PerfSession, Service
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +33,10 @@ def qnn(npuperf_session: PerfSession) -> QnnReport:
     """--qnn-model probed once per session in fresh processes: cold compile, writing the
     compile cache, loading from it; placement, perf mode and timings of each."""
     return npuperf_session.qnn_report()
+
+
+@pytest.fixture(scope="session")
+def service(npuperf_session: PerfSession) -> Service:
+    """The backend service: --backend-url, or the reference server started on a free loopback
+    port for the session (same engine and model) and stopped at its end."""
+    return npuperf_session.service()

@@ -1,4 +1,4 @@
-"""The backend as the app sees it: model load, the cold first call, and the NPU itself.
+"""The backend as the app sees it: model load, the cold first call, the NPU, and the service.
 
 - model load must finish within 20 s (--load-budget-s);
 - the first call after load (often slow: graph preparation, caches) is reported beside
@@ -18,6 +18,20 @@ cause of a slow NPU backend (docs/npu.md says what each means and what to do):
   the cold first call are the two tests above, on the Genie engine.
 
 Each check skips with the reason and the install command when its runtime is missing.
+
+Service section (marker ``service``), over HTTP against --backend-url, or, without it,
+against the reference server (``python -m npuperf.server``) the suite starts on a free
+loopback port with the same engine and model, and stops at the end (docs/api.md):
+
+- health; the token-budget grid with the team's prompt 你好 under the latency budget and
+  the breaker (client clock, TTFT from the SSE stream);
+- /api/npu/benchmark agrees with the client's own measurement of the same request within
+  --http-agreement (25%) + 10 ms;
+- bad inputs get the right 4xx naming the field, and the service keeps serving;
+- 4 clients x 25 requests (--http-clients, --http-requests): no lost response, no 5xx;
+- HTTP overhead = client latency - the server's in-process latency, per request: reported,
+  and its median must stay under --http-overhead-ms (20 ms);
+- the team's seed request, byte for byte (UTF-8 你好), from Python and from curl.
 """
 
 from __future__ import annotations
@@ -26,7 +40,7 @@ import pytest
 
 from npuperf.engines.qnn import QnnReport
 from npuperf.measure import WarmEngine
-from npuperf.plugin import PerfSession
+from npuperf.plugin import PerfSession, Service
 
 
 def test_model_load_within_budget(npuperf_session: PerfSession, engine: WarmEngine) -> None:
@@ -76,3 +90,41 @@ def test_genie_runs_on_npu(npuperf_session: PerfSession) -> None:
 @pytest.mark.npu
 def test_genie_perf_profile_is_burst(npuperf_session: PerfSession) -> None:
     npuperf_session.check_genie_perf_profile()
+
+
+# ----- the backend service over HTTP -------------------------------------------------------
+
+
+@pytest.mark.service
+def test_service_health(npuperf_session: PerfSession, service: Service) -> None:
+    npuperf_session.check_service_health(service)
+
+
+@pytest.mark.service
+def test_http_latency(npuperf_session: PerfSession, service: Service, npuperf_http_budget: int) -> None:
+    npuperf_session.check_http_case(service, npuperf_http_budget)
+
+
+@pytest.mark.service
+def test_benchmark_endpoint_agrees_with_client(npuperf_session: PerfSession, service: Service) -> None:
+    npuperf_session.check_benchmark_agreement(service)
+
+
+@pytest.mark.service
+def test_bad_inputs_get_4xx_and_service_keeps_serving(npuperf_session: PerfSession, service: Service) -> None:
+    npuperf_session.check_bad_inputs(service)
+
+
+@pytest.mark.service
+def test_concurrent_clients_lose_nothing(npuperf_session: PerfSession, service: Service) -> None:
+    npuperf_session.check_concurrency(service)
+
+
+@pytest.mark.service
+def test_http_overhead(npuperf_session: PerfSession, service: Service) -> None:
+    npuperf_session.check_http_overhead(service)
+
+
+@pytest.mark.service
+def test_seed_request_byte_for_byte(npuperf_session: PerfSession, service: Service) -> None:
+    npuperf_session.check_seed_request(service)

@@ -5,7 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpcore  # noqa: F401  (see below)
+import httpx  # noqa: F401
 import pytest
+
+# pytester's in-process runs restore sys.modules afterwards: a module first imported inside
+# one of them is imported again later, and httpx then fails to map the new httpcore's
+# exceptions. Importing the HTTP stack here keeps one copy for the whole session.
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "tiny-qwen2"

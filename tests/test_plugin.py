@@ -14,7 +14,7 @@ SUITE = TESTS.parent / "perf_tests"
 
 INI = """
 [pytest]
-addopts = -p npuperf.plugin -p no:cacheprovider -m "not npu"
+addopts = -p npuperf.plugin -p no:cacheprovider -m "not npu and not service"
 npuperf_engine = fake
 npuperf_model = prefill_ms=2,token_ms=0.5
 npuperf_token_budgets = 4,8
@@ -223,7 +223,7 @@ def test_a_baseline_for_another_device_is_not_compared_and_is_named(suite: pytes
         (["--team-prompts=hola"], "*--team-prompts: unknown prompt 'hola'; expected 'none' or a comma list of*"),
         (
             ["--engine=nope"],
-            "*--engine: unknown engine 'nope'; known engines: fake, genie, missing-runtime, ort-genai*",
+            "*--engine: unknown engine 'nope'; known engines: fake, genie, http, missing-runtime, ort-genai*",
         ),
         (["--budgets-file=missing.toml"], "*--budgets-file: cannot read*missing.toml*"),
     ],

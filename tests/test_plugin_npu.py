@@ -24,7 +24,7 @@ SUITE = ROOT / "perf_tests"
 
 INI = """
 [pytest]
-addopts = -p npuperf.plugin -p no:cacheprovider
+addopts = -p npuperf.plugin -p no:cacheprovider -m "not service"
 npuperf_engine = fake
 npuperf_model = prefill_ms=2,token_ms=0.5
 npuperf_token_budgets = 4,8
@@ -170,7 +170,7 @@ def test_contract_genie_perf_profile_not_burst_fails_naming_file_and_value(genie
 
 def test_contract_genie_early_stop_is_reported_per_case(genie_suite: pytest.Pytester) -> None:
     fake.SIM.eos_after = 3
-    result = run(genie_suite, *GENIE, "-m", "not npu")
+    result = run(genie_suite, *GENIE, "-m", "not npu and not service")
     result.assert_outcomes(passed=4, skipped=1, warnings=2)
     result.stdout.fnmatch_lines(["t4-p8 *3 *", "t8-p8 *3 *", "*t4-p8: 3 repetition(s) stopped before the budget*"])
 
@@ -189,6 +189,6 @@ def test_contract_genie_missing_runtime_skips_with_install_hint(
 
 def test_contract_genie_overshoot_is_noted(genie_suite: pytest.Pytester) -> None:
     fake.SIM.accept = 3
-    result = run(genie_suite, *GENIE, "-m", "not npu")
+    result = run(genie_suite, *GENIE, "-m", "not npu and not service")
     result.assert_outcomes(passed=4, skipped=1, warnings=2)
     result.stdout.fnmatch_lines(["*t8-p8: 3 repetition(s) generated more tokens than the budget (up to 10;*"])

@@ -23,8 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import subprocess
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +44,7 @@ from npuperf.engines.base import (
     installed_version,
 )
 from npuperf.engines.hf_tokenizer import HfTokenizer
+from npuperf.service_checks import Answer, BadInput, Load
 
 NAME = "http"
 INSTALL = "pip install httpx"
@@ -165,6 +169,69 @@ class ServiceClient:
                         event, data = "message", ""
         except self._httpx.HTTPError as exc:
             raise self._transport_error("POST", path, exc) from exc
+
+
+def answers(client: ServiceClient, bad: Sequence[BadInput]) -> list[Answer]:
+    """Send each bad request to /api/npu/infer and keep status and error text."""
+    out = []
+    for item in bad:
+        reply = client.send(
+            "POST", "/api/npu/infer", content=item.body, headers={"Content-Type": item.content_type}, expect_json=False
+        )
+        message = reply.body.get("error") if isinstance(reply.body, dict) else None
+        out.append(Answer(item.label, reply.status, str(message) if message else excerpt(reply.text)))
+    return out
+
+
+def load(base_url: str, clients: int, requests: int, payload: Mapping[str, Any], timeout_s: float) -> Load:
+    """``clients`` threads, each with its own connection, send ``requests`` requests one after another."""
+    import httpx
+
+    statuses: list[int | None] = []
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(base_url=base_url, timeout=timeout_s) as c:
+            for _ in range(requests):
+                start = time.perf_counter()
+                try:
+                    status: int | None = c.post("/api/npu/infer", json=dict(payload)).status_code
+                except httpx.HTTPError as exc:
+                    status = None
+                    with lock:
+                        errors.append(f"{type(exc).__name__}: {exc}")
+                with lock:
+                    statuses.append(status)
+                    if status == 200:
+                        latencies.append((time.perf_counter() - start) * 1000)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=client, name=f"npuperf-load-{i}") for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return Load(clients, requests, tuple(statuses), tuple(latencies), time.perf_counter() - start, tuple(errors))
+
+
+def curl(url: str, body: bytes, timeout_s: float) -> tuple[int, Any] | None:
+    """POST ``body`` with curl (the bytes as given); None when curl is not installed."""
+    exe = shutil.which("curl")
+    if exe is None:
+        return None
+    cmd = [exe, "-sS", "-X", "POST", "-H", "Content-Type: application/json", "--data-binary", "@-",
+           "-w", "\n%{http_code}", "--max-time", f"{timeout_s:g}", url]  # fmt: skip
+    proc = subprocess.run(cmd, input=body, capture_output=True, timeout=timeout_s + 10, check=False)
+    text, _, status = proc.stdout.decode("utf-8", "replace").rpartition("\n")
+    if proc.returncode != 0 or not status.isdigit():
+        raise ServiceError(f"curl POST {url} failed (exit {proc.returncode}): {excerpt(proc.stderr.decode())}")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    return int(status), parsed
 
 
 class HttpEngine:
