@@ -786,6 +786,13 @@ class PerfSession:
                 f"cases in this run: {known}"
             )
 
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """The service section runs last: its server process and its load test must not share
+        the machine with any latency case (order is otherwise kept)."""
+        items[:] = [i for i in items if i.get_closest_marker("service") is None] + [
+            i for i in items if i.get_closest_marker("service") is not None
+        ]
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.records and not self.backend_checks and not self.http_records:
             return

@@ -19,9 +19,11 @@ cause of a slow NPU backend (docs/npu.md says what each means and what to do):
 
 Each check skips with the reason and the install command when its runtime is missing.
 
-Service section (marker ``service``), over HTTP against --backend-url, or, without it,
-against the reference server (``python -m npuperf.server``) the suite starts on a free
-loopback port with the same engine and model, and stops at the end (docs/api.md):
+Service section (marker ``service``; run after every other test, so its server process
+and load never share the machine with a latency case), over HTTP against --backend-url,
+or, without it, against the reference server (``python -m npuperf.server``) the suite
+starts on a free loopback port with the same engine and model, and stops at the end
+(docs/api.md):
 
 - health; the token-budget grid with the team's prompt 你好 under the latency budget and
   the breaker (client clock, TTFT from the SSE stream);

@@ -171,3 +171,11 @@ def test_without_backend_url_the_suite_starts_and_stops_the_reference_server(sui
     assert doc["session"]["service"]["started_by_suite"] is True
     with pytest.raises(ConnectionRefusedError):  # stopped with the session
         socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1])), timeout=2).close()
+
+
+def test_the_service_section_runs_after_every_latency_case(suite: pytest.Pytester) -> None:
+    result = run(suite, "-m", "", "--collect-only", "-q")
+    ids = [line for line in result.outlines if "::" in line]
+    first_service = next(i for i, line in enumerate(ids) if "test_service_health" in line)
+    assert all("test_latency.py" not in line for line in ids[first_service:])
+    assert any("test_grid_latency_vs_baseline" in line for line in ids[:first_service])
