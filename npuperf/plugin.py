@@ -1000,7 +1000,7 @@ class HtmlHooks:
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         checks = self.perf.backend_checks + ([self.perf.grid] if self.perf.grid is not None else [])
-        notes = [c.message for c in checks] + self.perf.notes
+        notes = [c.message for c in checks] + self.perf.http_lines() + self.perf.notes
         prefix.append(html_report.summary(self.perf.records, notes))
 
 

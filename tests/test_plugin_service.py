@@ -179,3 +179,19 @@ def test_the_service_section_runs_after_every_latency_case(suite: pytest.Pyteste
     first_service = next(i for i, line in enumerate(ids) if "test_service_health" in line)
     assert all("test_latency.py" not in line for line in ids[first_service:])
     assert any("test_grid_latency_vs_baseline" in line for line in ids[:first_service])
+
+
+def test_the_whole_latency_grid_runs_over_http_with_engine_http(suite: pytest.Pytester, fake_service: str) -> None:
+    result = run(suite, "-m", "not npu and not service", "--engine=http", f"--backend-url={fake_service}")
+    # 2 latency cases + load + cold call; the grid test skips without a baseline
+    result.assert_outcomes(passed=4, skipped=1, warnings=2)
+    result.stdout.fnmatch_lines(["*engine http (fake/sleep), model sleepy*", "t4-p8 *4 *", "t8-p8 *8 *"])
+    doc = json.loads((suite.path / "reports" / "results.json").read_text(encoding="utf-8"))
+    assert doc["environment"]["Timing source"] == "client perf_counter_ns over HTTP (server-sent token events)"
+    assert doc["cases"][0]["runtime_reported"]["server_latency_ms"] > 0
+
+
+def test_engine_http_without_backend_url_is_a_usage_error(suite: pytest.Pytester) -> None:
+    result = run(suite, "--engine=http")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--engine http: needs --backend-url, e.g. --backend-url http://127.0.0.1:8000*"])
