@@ -49,3 +49,15 @@ def build_fallback_block(out: Path) -> Path:
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out / "model.onnx"
+
+
+def copy_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ini: str) -> pytest.Pytester:
+    """A copy of the real perf_tests/ under ``ini``, with the fake engines registered in a root conftest."""
+    monkeypatch.syspath_prepend(str(ROOT / "tests"))
+    monkeypatch.delenv("NPUPERF_FAKE_SLOWDOWN", raising=False)
+    pytester.makeini(ini)
+    pytester.makeconftest("import fakes\nfakes.register()\n")
+    target = pytester.mkdir("perf_tests")
+    for name in ("conftest.py", "test_latency.py", "test_backend.py"):
+        (target / name).write_text((ROOT / "perf_tests" / name).read_text(encoding="utf-8"), encoding="utf-8")
+    return pytester

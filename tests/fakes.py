@@ -119,3 +119,35 @@ def _params(spec: str) -> dict[str, float]:
         key, _, value = part.partition("=")
         out[key.strip()] = int(value) if key.strip() in _INTS else float(value)
     return out
+
+
+class HtmlServer:
+    """A loopback HTTP server that answers every GET with an HTML page (not the API): a
+    misconfigured proxy or another app on the port. Use as a context manager; ``url``."""
+
+    def __init__(self, status: int = 200, page: bytes = b"<html><body>Welcome to nginx!</body></html>") -> None:
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(page)))
+                self.end_headers()
+                self.wfile.write(page)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._httpd = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._httpd.server_port}"
+
+    def __enter__(self) -> HtmlServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 
-TESTS = Path(__file__).parent
-SUITE = TESTS.parent / "perf_tests"
+from conftest import copy_suite
 
 INI = """
 [pytest]
@@ -32,14 +30,7 @@ filterwarnings = default
 @pytest.fixture
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     """A copy of the real perf_tests/ with the fake engine registered in a root conftest."""
-    monkeypatch.syspath_prepend(str(TESTS))
-    monkeypatch.delenv("NPUPERF_FAKE_SLOWDOWN", raising=False)
-    pytester.makeini(INI)
-    pytester.makeconftest("import fakes\nfakes.register()\n")
-    target = pytester.mkdir("perf_tests")
-    for name in ("conftest.py", "test_latency.py", "test_backend.py"):
-        (target / name).write_text((SUITE / name).read_text(encoding="utf-8"), encoding="utf-8")
-    return pytester
+    return copy_suite(pytester, monkeypatch, INI)
 
 
 # thresholds wide enough that sleep jitter of the fake cannot cross them

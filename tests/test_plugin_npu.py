@@ -15,12 +15,11 @@ from pathlib import Path
 import fake_qai_appbuilder as fake
 import pytest
 
-from conftest import build_fallback_block, needs_onnx
+from conftest import build_fallback_block, copy_suite, needs_onnx
 from npuperf.engines import qnn
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent
-SUITE = ROOT / "perf_tests"
 
 INI = """
 [pytest]
@@ -44,13 +43,7 @@ needs_qnn = pytest.mark.skipif(qnn.available() is not None, reason=f"onnxruntime
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    monkeypatch.syspath_prepend(str(TESTS))
-    pytester.makeini(INI.format(block=ROOT / "models" / "qnn-block" / "model.onnx"))
-    pytester.makeconftest("import fakes\nfakes.register()\n")
-    target = pytester.mkdir("perf_tests")
-    for name in ("conftest.py", "test_latency.py", "test_backend.py"):
-        (target / name).write_text((SUITE / name).read_text(encoding="utf-8"), encoding="utf-8")
-    return pytester
+    return copy_suite(pytester, monkeypatch, INI.format(block=ROOT / "models" / "qnn-block" / "model.onnx"))
 
 
 def run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:

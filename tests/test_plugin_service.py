@@ -6,21 +6,16 @@ sleeping fake engine, or the real embedded model), or the suite's own child proc
 
 from __future__ import annotations
 
-import http.server
 import json
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from conftest import MODEL, ROOT
-from fakes import SleepEngine
+from conftest import MODEL, copy_suite
+from fakes import HtmlServer, SleepEngine
 from npuperf.server import ServerConfig, listening_socket, serve_in_thread
-
-TESTS = ROOT / "tests"
-SUITE = ROOT / "perf_tests"
 
 INI = f"""
 [pytest]
@@ -42,13 +37,7 @@ filterwarnings = default
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    monkeypatch.syspath_prepend(str(TESTS))
-    pytester.makeini(INI)
-    pytester.makeconftest("import fakes\nfakes.register()\n")
-    target = pytester.mkdir("perf_tests")
-    for name in ("conftest.py", "test_latency.py", "test_backend.py"):
-        (target / name).write_text((SUITE / name).read_text(encoding="utf-8"), encoding="utf-8")
-    return pytester
+    return copy_suite(pytester, monkeypatch, INI)
 
 
 def serve(engine: Any, **config: Any) -> Iterator[str]:
@@ -102,28 +91,9 @@ def test_a_dead_service_fails_every_check_naming_the_url(suite: pytest.Pytester)
     result.stdout.fnmatch_lines([f"*service {url}: GET {url}/api/health: cannot connect*is the service running*"])
 
 
-class NotAnApi(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        page = b"<html>502 Bad Gateway</html>"
-        self.send_response(502)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_a_misbehaving_service_fails_with_status_and_body_excerpt(suite: pytest.Pytester) -> None:
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), NotAnApi)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        result = run(suite, f"--backend-url=http://127.0.0.1:{httpd.server_port}", "-k", "health")
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with HtmlServer(status=502, page=b"<html>502 Bad Gateway</html>") as page:
+        result = run(suite, f"--backend-url={page.url}", "-k", "health")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*/api/health answered 502: '<html>502 Bad Gateway</html>'*"])
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import shutil
 import signal
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from conftest import MODEL, ROOT
-from fakes import SleepEngine
+from fakes import HtmlServer, SleepEngine
 from npuperf.engines.base import EngineError, Generation, OnToken
 from npuperf.engines.http import REPORTED_CLOCK, STREAM_CLOCK, HttpEngine, ServiceError
 from npuperf.engines.ort_genai import OrtGenaiEngine
@@ -322,30 +321,9 @@ def test_5xx_carries_status_and_body_excerpt() -> None:
         streaming.close()
 
 
-class HtmlHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        page = b"<html><body>Welcome to nginx!</body></html>"
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(page)))
-        self.end_headers()
-        self.wfile.write(page)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 def test_non_json_answer_is_named_with_content_type_and_excerpt() -> None:
-    httpd = http.server.HTTPServer(("127.0.0.1", 0), HtmlHandler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{httpd.server_port}"
-        with pytest.raises(ServiceError, match=r"answered 200 with non-JSON \(text/html\): .*Welcome to nginx"):
-            HttpEngine(url, TOKENIZER).load()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with HtmlServer() as page, pytest.raises(ServiceError, match=r"answered 200 with non-JSON \(text/html\): .*nginx"):
+        HttpEngine(page.url, TOKENIZER).load()
 
 
 def test_a_url_without_scheme_is_rejected() -> None:

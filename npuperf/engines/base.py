@@ -184,6 +184,29 @@ class Engine(Protocol):
     def close(self) -> None: ...
 
 
+class LoadedParts:
+    """``info`` and ``tokenizer`` of an engine that knows them only after ``load()``.
+
+    Subclasses set ``name`` and assign ``self._info`` / ``self._tokenizer`` when loading.
+    """
+
+    name = "engine"
+    _info: EngineInfo | None = None
+    _tokenizer: Tokenizer | None = None
+
+    @property
+    def info(self) -> EngineInfo:
+        if self._info is None:
+            raise EngineError(f"{self.name} engine: info is known only after load()")
+        return self._info
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        if self._tokenizer is None:
+            raise EngineError(f"{self.name} engine: tokenizer is available only after load()")
+        return self._tokenizer
+
+
 @dataclass(frozen=True)
 class EngineOptions:
     """What the suite passes to an engine factory."""

@@ -38,9 +38,9 @@ from npuperf.engines.base import (
     EngineOptions,
     EngineUnavailable,
     Generation,
+    LoadedParts,
     ModelError,
     OnToken,
-    Tokenizer,
 )
 from npuperf.engines.hf_tokenizer import HfTokenizer
 
@@ -248,8 +248,10 @@ def parse_profile(text: str) -> QueryProfile:
 # ----- the engine -----------------------------------------------------------------------
 
 
-class GenieEngine:
+class GenieEngine(LoadedParts):
     """A Genie dialog on the Hexagon NPU; contract-tested off-device (see module doc)."""
+
+    name = NAME
 
     def __init__(self, config_path: Path, sampling: tuple[str, str, str] = GREEDY) -> None:
         self.config_path = config_path
@@ -260,18 +262,6 @@ class GenieEngine:
         self._info: EngineInfo | None = None
         # GenieContext is not thread-safe: one query at a time, whoever calls.
         self._lock = threading.Lock()
-
-    @property
-    def info(self) -> EngineInfo:
-        if self._info is None:
-            raise EngineError("genie engine: info is known only after load()")
-        return self._info
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        if self._tokenizer is None:
-            raise EngineError("genie engine: tokenizer is available only after load()")
-        return self._tokenizer
 
     def load(self) -> None:
         try:

@@ -39,8 +39,8 @@ from npuperf.engines.base import (
     EngineOptions,
     EngineUnavailable,
     Generation,
+    LoadedParts,
     OnToken,
-    Tokenizer,
     installed_version,
 )
 from npuperf.engines.hf_tokenizer import HfTokenizer
@@ -234,8 +234,10 @@ def curl(url: str, body: bytes, timeout_s: float) -> tuple[int, Any] | None:
     return int(status), parsed
 
 
-class HttpEngine:
+class HttpEngine(LoadedParts):
     """The service behind ``base_url`` as an Engine: one request per generation."""
+
+    name = NAME
 
     def __init__(
         self,
@@ -254,18 +256,6 @@ class HttpEngine:
         self.health: dict[str, Any] = {}
         self._tokenizer: HfTokenizer | None = None
         self._info: EngineInfo | None = None
-
-    @property
-    def info(self) -> EngineInfo:
-        if self._info is None:
-            raise EngineError("http engine: info is known only after load()")
-        return self._info
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        if self._tokenizer is None:
-            raise EngineError("http engine: tokenizer is available only after load()")
-        return self._tokenizer
 
     def load(self) -> None:
         """Connect and read /api/health (the service loaded its model already)."""

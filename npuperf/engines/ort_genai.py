@@ -28,9 +28,9 @@ from npuperf.engines.base import (
     EngineOptions,
     EngineUnavailable,
     Generation,
+    LoadedParts,
     ModelError,
     OnToken,
-    Tokenizer,
     installed_version,
 )
 from npuperf.model_files import identify
@@ -52,8 +52,10 @@ class _GenaiTokenizer:
         return str(self._tok.decode(list(ids)))
 
 
-class OrtGenaiEngine:
+class OrtGenaiEngine(LoadedParts):
     """Runs an onnxruntime-genai model folder (model.onnx + genai_config.json + tokenizer)."""
+
+    name = NAME
 
     def __init__(self, model_dir: Path, provider: str = "cpu", htp_perf_mode: str = "burst") -> None:
         if provider not in PROVIDERS:
@@ -66,18 +68,6 @@ class OrtGenaiEngine:
         self._model: Any = None
         self._tokenizer: _GenaiTokenizer | None = None
         self._info: EngineInfo | None = None
-
-    @property
-    def info(self) -> EngineInfo:
-        if self._info is None:
-            raise EngineError("ort-genai engine: info is known only after load()")
-        return self._info
-
-    @property
-    def tokenizer(self) -> Tokenizer:
-        if self._tokenizer is None:
-            raise EngineError("ort-genai engine: tokenizer is available only after load()")
-        return self._tokenizer
 
     def load(self) -> None:
         try:
