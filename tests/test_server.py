@@ -21,7 +21,8 @@ import pytest
 from conftest import MODEL, ROOT
 from fakes import HtmlServer, SleepEngine
 from npuperf.engines.base import EngineError, Generation, OnToken
-from npuperf.engines.http import REPORTED_CLOCK, STREAM_CLOCK, HttpEngine, ServiceError
+from npuperf.engines.hf_tokenizer import HfTokenizer
+from npuperf.engines.http import REPORTED_CLOCK, STREAM_CLOCK, HttpEngine, ServiceClient, ServiceError
 from npuperf.engines.ort_genai import OrtGenaiEngine
 from npuperf.server import ServerConfig, serve_in_thread
 
@@ -364,3 +365,13 @@ def test_cli_serves_the_embedded_model_on_a_free_loopback_port(tmp_path: Path) -
             proc.terminate()
             # uvicorn shuts down gracefully, then re-raises the signal it caught
             assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+
+
+def test_a_service_without_the_stream_endpoint_says_to_turn_streaming_off() -> None:
+    with HtmlServer() as page:
+        engine = HttpEngine(page.url, TOKENIZER)
+        engine.client = ServiceClient(page.url)  # skip load(): the page has no /api/health JSON
+        engine._tokenizer = HfTokenizer(TOKENIZER)
+        with pytest.raises(ServiceError, match=r"answered 501: .*run with --http-stream false"):
+            engine.generate("hi", 2)
+        engine.close()

@@ -140,8 +140,13 @@ class ServiceClient:
             with self._client.stream("POST", path, json=dict(payload)) as response:
                 if response.status_code >= 400:
                     response.read()
+                    hint = (
+                        "; the service has no stream endpoint: run with --http-stream false"
+                        if response.status_code in (404, 405, 501)
+                        else ""
+                    )
                     raise ServiceError(
-                        f"POST {self.base_url}{path} answered {response.status_code}: {excerpt(response.text)!r}",
+                        f"POST {self.base_url}{path} answered {response.status_code}: {excerpt(response.text)!r}{hint}",
                         response.status_code,
                     )
                 kind = response.headers.get("content-type", "")
