@@ -262,11 +262,11 @@ class PerfSession:
                     "Timing source": warm.cold.clock,
                 }
             )
+            env.update({f"Engine {k}": v for k, v in info.details.items()})
         if self.settings.inject_slowdown:
             env["Fault injection"] = (
                 f"canary: every call and every token slowed by {self.settings.inject_slowdown:.0%} on purpose"
             )
-            env.update({f"Engine {k}": v for k, v in info.details.items()})
         return env
 
     # ----- baselines ---------------------------------------------------------------------

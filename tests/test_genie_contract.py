@@ -18,7 +18,7 @@ import fake_qai_appbuilder as fake
 import pytest
 
 from npuperf.engines.base import EngineError, EngineOptions, EngineUnavailable, ModelError, create_engine
-from npuperf.engines.genie import CLOCK, GenieEngine, inspect_config, parse_profile
+from npuperf.engines.genie import CLOCK, GenieEngine, init_time_ms, inspect_config, parse_profile
 from npuperf.measure import Case, measure_case
 from npuperf.prompts import corpus_prompt, team_prompt
 
@@ -61,6 +61,7 @@ def test_contract_load_reads_the_bundle_and_names_what_runs(
     assert info.details["dialog_type"] == "ssd-q1"
     assert info.details["context_size"] == "4096"
     assert info.details["perf_profile"] == "burst"
+    assert info.details["device_init_ms"] == "1500.0"  # GenieDialog_create init-time from the profile
     assert len(info.model_sha256) == 64
     assert len(appbuilder.LIVE) == 1
     assert Path.cwd() == tmp_path
@@ -229,6 +230,13 @@ def test_profile_parsing_takes_the_last_query_event() -> None:
     assert p.ttft_ms == pytest.approx(174.2)
     assert p.tpot_ms == pytest.approx(675.904 / 8)
     assert (p.prompt_tps, p.generation_tps) == (68.9, 11.8)
+
+
+def test_init_time_comes_from_the_create_event() -> None:
+    text = (DATA / "profile-qwen2-7b-ssd.json").read_text(encoding="utf-8")
+    assert init_time_ms(text) == pytest.approx(4213.87)
+    assert init_time_ms('{"components": []}') is None
+    assert init_time_ms("not json") is None
 
 
 def test_profile_units_in_milliseconds_are_converted() -> None:

@@ -142,6 +142,9 @@ def test_contract_genie_suite_measures_every_case_and_checks_the_bundle(genie_su
     )
     doc = json.loads((genie_suite.path / "reports" / "results.json").read_text(encoding="utf-8"))
     assert doc["environment"]["Timing source"].startswith("latency: client perf_counter_ns; TTFT and TPOT: Genie")
+    assert doc["environment"]["Engine dialog_type"] == "ssd-q1"
+    assert doc["environment"]["Engine perf_profile"] == "burst"
+    assert doc["environment"]["Engine device_init_ms"] == "1500.0"
     assert [c["tokens_generated"] for c in doc["cases"]] == [[4, 4], [8, 8]]
     reported = doc["cases"][0]["runtime_reported"]
     assert reported["device_generated_tokens"] == 4

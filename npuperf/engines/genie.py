@@ -218,6 +218,28 @@ def _number(event: Mapping[str, Any], key: str) -> float | None:
     return float(value) if isinstance(value, (int, float)) else None
 
 
+def init_time_ms(text: str) -> float | None:
+    """Genie's own ``GenieDialog_create`` init time (device clock), if the profile has it."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    components = _get(doc, "components")
+    events = [
+        e
+        for c in (components if isinstance(components, list) else [])
+        if isinstance(c, dict)
+        for e in c.get("events") or []
+        if isinstance(e, dict) and e.get("type") == "GenieDialog_create"
+    ]
+    if not events:
+        return None
+    try:
+        return _value_us(events[-1], "init-time") / 1000
+    except EngineError:
+        return None
+
+
 def parse_profile(text: str) -> QueryProfile:
     """The last ``GenieDialog_query`` event of ``GetProfile()``'s JSON."""
     try:
@@ -287,6 +309,7 @@ class GenieEngine(LoadedParts):
         except Exception as exc:  # the extension raises RuntimeError (or worse) for any failure
             raise ModelError(f"GenieContext({str(self.config_path)!r}) failed: {exc}") from exc
         self.config, self._ctx, self._tokenizer = config, ctx, tokenizer
+        init_ms = init_time_ms(ctx.GetProfile())
         self._info = EngineInfo(
             engine=NAME,
             provider=config.backend_type,
@@ -299,6 +322,7 @@ class GenieEngine(LoadedParts):
                 "context_size": str(config.context_size),
                 "backend_type": config.backend_type,
                 "perf_profile": str(config.perf_profile),
+                "device_init_ms": "not reported" if init_ms is None else f"{init_ms:.1f}",
             },
             context_length=config.context_size,
         )
