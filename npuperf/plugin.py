@@ -891,7 +891,7 @@ class PerfSession:
                 settings={k: v for k, v in asdict(self.settings).items()},
                 session=session_info,
                 records=self.records,
-                created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
             ),
         )
         self.notes.append(f"results JSON: {self._show(path)}")
@@ -906,7 +906,7 @@ class PerfSession:
         assert self._lookup is not None
         assert self._key is not None
         assert self._warm is not None
-        stamp = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         commit = git_commit(self.root)
         self._progress(f"noise floor: second pass over {len(self.records)} case(s) for the baselines")
         new_cases = {}

@@ -7,12 +7,11 @@ received and what is accepted. plugin.py turns it into a pytest usage error.
 from __future__ import annotations
 
 import math
+import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from npuperf.engines.qnn import PERF_MODES
 from npuperf.prompts import TEAM_PROMPTS
