@@ -333,21 +333,30 @@ def create_app(engine: Engine, config: ServerConfig, announce: Callable[[str], N
 
         async def produce() -> None:
             result = await generate(body, on_token)
-            if isinstance(result, JSONResponse):
-                events.put_nowait(("error", json.loads(bytes(result.body))))
-            else:
-                events.put_nowait(("done", result))
+            events.put_nowait(("error", result) if isinstance(result, JSONResponse) else ("done", result))
 
         task = asyncio.create_task(produce())
+        # Wait for the first event before answering: a request that fails before its first
+        # token (prompt over the context, queue timeout, engine error) gets its own status
+        # code, not a 200 stream that carries an error.
+        first = await events.get()
+        if first[0] == "error":
+            await task
+            early: JSONResponse = first[1]
+            return early
 
         async def stream() -> AsyncIterator[str]:
+            pending: tuple[str, Any] | None = first
             try:
                 while True:
-                    kind, data = await events.get()
+                    kind, data = pending if pending is not None else await events.get()
+                    pending = None
                     if kind == "token":
                         yield f"event: token\ndata: {json.dumps({'index': count[0], 't_ms': data})}\n\n"
                         count[0] += 1
                         continue
+                    if kind == "error":
+                        data = json.loads(bytes(data.body))
                     yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
                     return
             finally:

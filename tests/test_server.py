@@ -118,8 +118,9 @@ def test_oversized_body_is_413_with_the_limit(url: str) -> None:
     assert "the limit is 65536 bytes" in r.json()["error"]
 
 
-def test_prompt_over_the_context_is_422_with_the_limit(url: str) -> None:
-    r = post(url, {"prompt": "分析数据 " * 1500, "max_new_tokens": 64})
+@pytest.mark.parametrize("path", ["/api/npu/infer", "/api/npu/infer/stream"])
+def test_prompt_over_the_context_is_422_with_the_limit(url: str, path: str) -> None:
+    r = post(url, {"prompt": "分析数据 " * 1500, "max_new_tokens": 64}, path=path)
     assert r.status_code == 422
     assert "over the model's context of 2048 tokens" in r.json()["error"]
     assert r.json()["context_length"] == 2048
@@ -214,9 +215,15 @@ def test_concurrent_clients_lose_nothing(url: str) -> None:
 
 
 class Failing(SleepEngine):
+    """Fails before any token for "boom", after the first token for "late"."""
+
     def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
         if prompt == "boom":
             raise EngineError("the runtime crashed on purpose")
+        if prompt == "late":
+            if on_token is not None:
+                on_token()
+            raise EngineError("the runtime crashed after one token")
         return super().generate(prompt, max_new_tokens, on_token)
 
 
@@ -316,8 +323,12 @@ def test_5xx_carries_status_and_body_excerpt() -> None:
         assert info.value.status == 500
         streaming = HttpEngine(url, TOKENIZER)
         streaming.load()
-        with pytest.raises(ServiceError, match=r"the service reported an error mid-stream: engine failed"):
+        # it fails before its first token, so the stream endpoint answers 500 itself
+        with pytest.raises(ServiceError, match=r"stream answered 500: .*engine failed") as streamed:
             streaming.generate("boom", 2)
+        assert streamed.value.status == 500
+        with pytest.raises(ServiceError, match=r"error mid-stream: engine failed: the runtime crashed after one"):
+            streaming.generate("late", 2)
         engine.close()
         streaming.close()
 
