@@ -15,7 +15,7 @@ from pathlib import Path
 
 from npuperf.engines.genie import GenieConfig
 from npuperf.engines.qnn import CompileCache, Probe
-from npuperf.verdict import Check, Outcome
+from npuperf.verdict import Check, Outcome, passed_if
 
 
 def _short(path: str) -> str:
@@ -23,25 +23,23 @@ def _short(path: str) -> str:
     return "/".join(Path(path).parts[-2:])
 
 
-def _check(name: str, ok: bool, value: float, limit: float, message: str) -> Check:
-    return Check(name=name, outcome=Outcome.OK if ok else Outcome.FAILED, value=value, limit=limit, message=message)
-
-
 def qnn_placement(probe: Probe, listed: int = 12) -> Check:
     """Fails when any compute node runs outside QNN; boundary QuantizeLinear/DequantizeLinear may."""
     p = probe.placement
     if not p.nodes:
-        return _check("runs on NPU", False, 0.0, 1.0, f"{_short(probe.model)}: ORT reported no node assignment")
+        return passed_if("runs on NPU", False, 0.0, 1.0, f"{_short(probe.model)}: ORT reported no node assignment")
     shares = (
         f"{len(p.on_qnn)} of {len(p.nodes)} nodes ({p.node_share:.1%}) and {p.time_share:.1%} of kernel time "
         f"on {'the HTP simulator' if probe.simulated else 'the NPU'} (QNNExecutionProvider)"
     )
     fallback = p.fallback
     if not fallback:
-        return _check("runs on NPU", True, p.node_share, 1.0, f"{_short(probe.model)}: {shares}; no compute on the CPU")
+        return passed_if(
+            "runs on NPU", True, p.node_share, 1.0, f"{_short(probe.model)}: {shares}; no compute on the CPU"
+        )
     names = ", ".join(f"{n.name} ({n.op_type} on {n.provider})" for n in fallback[:listed])
     more = f" and {len(fallback) - listed} more" if len(fallback) > listed else ""
-    return _check(
+    return passed_if(
         "runs on NPU",
         False,
         p.node_share,
@@ -67,7 +65,7 @@ def qnn_perf_mode(probe: Probe, required: str) -> Check:
             ),
         )
     ok = applied == required
-    return _check(
+    return passed_if(
         "perf mode",
         ok,
         1.0 if ok else 0.0,
@@ -85,10 +83,12 @@ def qnn_compile_cache(cache: CompileCache, min_speedup: float = 1.0) -> Check:
         f"{cache.generate.session_s * 1000:.0f} ms, load from cache {cache.cached.session_s * 1000:.0f} ms ({where})"
     )
     if cache.generate.context_written is None:
-        return _check("compile cache", False, 0.0, min_speedup, f"ep.context_enable wrote no context model; {timing}")
+        return passed_if(
+            "compile cache", False, 0.0, min_speedup, f"ep.context_enable wrote no context model; {timing}"
+        )
     if not cache.cached.uses_context:
         ops = sorted({n.op_type for n in cache.cached.placement.on_qnn})
-        return _check(
+        return passed_if(
             "compile cache",
             False,
             0.0,
@@ -98,7 +98,7 @@ def qnn_compile_cache(cache: CompileCache, min_speedup: float = 1.0) -> Check:
         )
     speedup = cache.speedup or 0.0
     ok = speedup > min_speedup
-    return _check(
+    return passed_if(
         "compile cache",
         ok,
         speedup,
@@ -111,7 +111,7 @@ def qnn_compile_cache(cache: CompileCache, min_speedup: float = 1.0) -> Check:
 def genie_backend(config: GenieConfig) -> Check:
     """A Genie dialog runs on the NPU when its engine backend is QnnHtp (Genie has no per-op fallback)."""
     ok = config.on_htp
-    return _check(
+    return passed_if(
         "runs on NPU",
         ok,
         1.0 if ok else 0.0,
@@ -125,7 +125,7 @@ def genie_backend(config: GenieConfig) -> Check:
 def genie_perf_profile(config: GenieConfig, required: str) -> Check:
     """Genie's HTP performance profile is set in the backend extensions file, not by PerfProfile."""
     if config.extensions is None:
-        return _check(
+        return passed_if(
             "perf mode",
             False,
             0.0,
@@ -134,7 +134,7 @@ def genie_perf_profile(config: GenieConfig, required: str) -> Check:
             f"performance profile; required: {required}",
         )
     ok = config.perf_profile == required
-    return _check(
+    return passed_if(
         "perf mode",
         ok,
         1.0 if ok else 0.0,

@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from npuperf.stats import Summary
-from npuperf.verdict import Check, Outcome
+from npuperf.verdict import Check, passed_if
 
 # The seed request of the team's app, byte for byte (UTF-8, no spaces).
 SEED_REQUEST = '{"prompt":"你好","max_new_tokens":32,"temperature":0.7}'.encode()
@@ -74,12 +74,12 @@ def health(body: Mapping[str, object] | None, url: str) -> Check:
         if body
         else "no JSON object"
     )
-    return Check(
-        name="service health",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=1.0 if ok else 0.0,
-        limit=1.0,
-        message=f"{url}/api/health: status {status!r} ({detail})" + ("" if ok else "; expected 'ok'"),
+    return passed_if(
+        "service health",
+        ok,
+        1.0 if ok else 0.0,
+        1.0,
+        f"{url}/api/health: status {status!r} ({detail})" + ("" if ok else "; expected 'ok'"),
     )
 
 
@@ -95,12 +95,12 @@ def bad_inputs(expected: Sequence[BadInput], answers: Sequence[Answer], serving_
     if not serving_after:
         wrong.append("the service did not answer a good request after the bad ones")
     ok = not wrong
-    return Check(
-        name="bad inputs",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=float(len(expected) - len(wrong)),
-        limit=float(len(expected)),
-        message=(
+    return passed_if(
+        "bad inputs",
+        ok,
+        float(len(expected) - len(wrong)),
+        float(len(expected)),
+        (
             f"{len(expected)} bad requests each got the right 4xx naming the field; the service kept serving"
             if ok
             else f"{len(wrong)} problem(s) with bad input handling: " + "; ".join(wrong)
@@ -145,12 +145,12 @@ def concurrency(load: Load) -> Check:
         problems.append(f"{len(server_errors)} answered 5xx ({sorted(set(server_errors))})")
     if other:
         problems.append(f"{len(other)} answered {sorted(set(other))}")
-    return Check(
-        name="concurrency",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=float(len(answered)),
-        limit=float(load.expected),
-        message=(
+    return passed_if(
+        "concurrency",
+        ok,
+        float(len(answered)),
+        float(load.expected),
+        (
             f"{load.clients} clients x {load.requests_per_client} requests: "
             + ("all answered 200" if ok else ", ".join(problems))
             + f"; {figures}"
@@ -166,12 +166,12 @@ def agreement(server_median_ms: float, client_median_ms: float, tolerance: float
     gap = client_median_ms - server_median_ms
     allowed = tolerance * server_median_ms + AGREEMENT_SLACK_MS
     ok = abs(gap) <= allowed
-    return Check(
-        name="benchmark agreement",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=gap,
-        limit=allowed,
-        message=(
+    return passed_if(
+        "benchmark agreement",
+        ok,
+        gap,
+        allowed,
+        (
             f"{label}: /api/npu/benchmark median {server_median_ms:.2f} ms (server, in-process) vs "
             f"{client_median_ms:.2f} ms measured by the client over HTTP: {gap:+.2f} ms, "
             f"{'within' if ok else 'OUTSIDE'} the agreement of {tolerance:.0%} + {AGREEMENT_SLACK_MS:g} ms "
@@ -184,12 +184,12 @@ def overhead(overheads_ms: Sequence[float], limit_ms: float, label: str) -> Chec
     """HTTP overhead (client latency - server in-process latency) per request: median under the limit."""
     s = Summary.of(overheads_ms)
     ok = s.median <= limit_ms
-    return Check(
-        name="http overhead",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=s.median,
-        limit=limit_ms,
-        message=(
+    return passed_if(
+        "http overhead",
+        ok,
+        s.median,
+        limit_ms,
+        (
             f"HTTP overhead (client latency - server in-process latency) over {len(overheads_ms)} requests "
             f"({label}): median {s.median:.2f} ms, p90 {s.p90:.2f} ms, max {s.max:.2f} ms; "
             f"{'within' if ok else 'OVER'} the {limit_ms:g} ms limit"
@@ -208,12 +208,12 @@ def seed_request(answers: Mapping[str, tuple[int, Mapping[str, object] | None]],
         elif body.get("new_tokens") not in (None, new_tokens):
             wrong.append(f"{client}: {body.get('new_tokens')} new tokens, expected {new_tokens}")
     ok = not wrong and bool(answers)
-    return Check(
-        name="seed request",
-        outcome=Outcome.OK if ok else Outcome.FAILED,
-        value=float(len(answers) - len(wrong)),
-        limit=float(len(answers)),
-        message=(
+    return passed_if(
+        "seed request",
+        ok,
+        float(len(answers) - len(wrong)),
+        float(len(answers)),
+        (
             f"seed request {SEED_REQUEST.decode()} ({len(SEED_REQUEST)} bytes, UTF-8) answered 200 from "
             + ", ".join(answers)
             if ok

@@ -43,14 +43,17 @@ class Check:
         return self.outcome is Outcome.FAILED
 
 
+def passed_if(name: str, ok: bool, value: float, limit: float, message: str) -> Check:
+    """A Check that is OK when ``ok`` holds and FAILED otherwise."""
+    return Check(name=name, outcome=Outcome.OK if ok else Outcome.FAILED, value=value, limit=limit, message=message)
+
+
 def _at_most(name: str, value: float, limit: float, what: str, describe: Callable[[bool], str]) -> Check:
     """A value that must not exceed a positive limit; ``describe(ok)`` words the message."""
     if limit <= 0:
         raise ValueError(f"{what} must be > 0, got {limit}")
     ok = value <= limit
-    return Check(
-        name=name, outcome=Outcome.OK if ok else Outcome.FAILED, value=value, limit=limit, message=describe(ok)
-    )
+    return passed_if(name, ok, value, limit, describe(ok))
 
 
 def latency_budget(case: str, median_ms: float, budget_ms: float) -> Check:

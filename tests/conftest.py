@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpcore  # noqa: F401  (see below)
 import httpx  # noqa: F401
@@ -61,3 +64,15 @@ def copy_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ini: 
     for name in ("conftest.py", "test_latency.py", "test_backend.py"):
         (target / name).write_text((ROOT / "perf_tests" / name).read_text(encoding="utf-8"), encoding="utf-8")
     return pytester
+
+
+@contextlib.contextmanager
+def serving(engine: Any, **config: Any) -> Iterator[str]:
+    """The reference server over ``engine`` on a free loopback port, in a thread; yields its URL."""
+    from npuperf.server import ServerConfig, serve_in_thread
+
+    served = serve_in_thread(engine, ServerConfig(port=0, **config))
+    try:
+        yield served.url
+    finally:
+        served.stop()

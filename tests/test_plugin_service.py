@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
-from conftest import MODEL, copy_suite
+from conftest import MODEL, copy_suite, serving
 from fakes import HtmlServer, SleepEngine
-from npuperf.server import ServerConfig, listening_socket, serve_in_thread
+from npuperf.server import listening_socket
 
 INI = f"""
 [pytest]
@@ -40,17 +39,10 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
     return copy_suite(pytester, monkeypatch, INI)
 
 
-def serve(engine: Any, **config: Any) -> Iterator[str]:
-    served = serve_in_thread(engine, ServerConfig(port=0, **config))
-    try:
-        yield served.url
-    finally:
-        served.stop()
-
-
 @pytest.fixture
 def fake_service() -> Iterator[str]:
-    yield from serve(SleepEngine(prefill_ms=1, token_ms=0.2))
+    with serving(SleepEngine(prefill_ms=1, token_ms=0.2)) as url:
+        yield url
 
 
 def run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -99,7 +91,7 @@ def test_a_misbehaving_service_fails_with_status_and_body_excerpt(suite: pytest.
 
 
 def test_a_slow_service_fails_the_http_budget_with_the_number(suite: pytest.Pytester) -> None:
-    for url in serve(SleepEngine(prefill_ms=25, token_ms=1)):
+    with serving(SleepEngine(prefill_ms=25, token_ms=1)) as url:
         result = run(suite, f"--backend-url={url}", "--latency-budget-ms=10", "-k", "http_latency")
     result.assert_outcomes(failed=2)
     result.stdout.re_match_lines([r".*4 tokens / 2-token prompt over HTTP: median latency \d+\.\d ms over the 10 ms"])

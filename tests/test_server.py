@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import signal
@@ -18,25 +17,15 @@ from typing import Any
 import httpx
 import pytest
 
-from conftest import MODEL, ROOT
+from conftest import MODEL, ROOT, serving
 from fakes import HtmlServer, SleepEngine
 from npuperf.engines.base import EngineError, Generation, OnToken
 from npuperf.engines.hf_tokenizer import HfTokenizer
 from npuperf.engines.http import REPORTED_CLOCK, STREAM_CLOCK, HttpEngine, ServiceClient, ServiceError
 from npuperf.engines.ort_genai import OrtGenaiEngine
-from npuperf.server import ServerConfig, serve_in_thread
 
 SEED = '{"prompt":"你好","max_new_tokens":32,"temperature":0.7}'
 TOKENIZER = MODEL / "tokenizer.json"
-
-
-@contextlib.contextmanager
-def serving(engine: Any, **config: Any) -> Iterator[str]:
-    served = serve_in_thread(engine, ServerConfig(port=0, **config))
-    try:
-        yield served.url
-    finally:
-        served.stop()
 
 
 @pytest.fixture(scope="module")
