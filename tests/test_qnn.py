@@ -171,6 +171,7 @@ def test_simulator_is_labelled_as_such(block_report: qnn.QnnReport) -> None:
 def test_compile_cache_is_written_then_used(block_report: qnn.QnnReport) -> None:
     cache = block_report.cache
     assert Path(cache.context_model).is_file()
+    assert Path(cache.context_model).parent.name == "npuperf-qnn-model"  # a folder of the suite's own
     assert cache.cached.uses_context
     assert not cache.cold.uses_context
     assert cache.context_bytes > 0
@@ -208,3 +209,11 @@ def test_probe_inputs_are_seeded_floats_and_integer_zeros() -> None:
         qnn._feeds([SimpleNamespace(name="ids", shape=["batch", 4], type="tensor(int64)")])
     with pytest.raises(RuntimeError, match=r"input 's' has type tensor\(string\)"):
         qnn._feeds([SimpleNamespace(name="s", shape=[1], type="tensor(string)")])
+
+
+@needs_qnn
+def test_a_cache_dir_keeps_the_users_own_files(tmp_path: Path) -> None:
+    mine = tmp_path / "model_ctx.onnx"
+    mine.write_bytes(b"the user's file, not the suite's")
+    qnn.report(BLOCK, "burst", runs=1, workdir=tmp_path)
+    assert mine.read_bytes() == b"the user's file, not the suite's"

@@ -256,16 +256,23 @@ def probe(
 
 
 def compile_cache(model: Path, perf_mode: str, runs: int, workdir: Path) -> CompileCache:
-    """Cold compile, write the EPContext model, then load it: three fresh processes."""
+    """Cold compile, write the EPContext model, then load it: three fresh processes.
+
+    The context files go to ``workdir/npuperf-qnn-<model>/``, a folder of the suite's own:
+    ORT refuses to write over an existing context model, so the previous run's files there
+    are removed, and nothing else in ``workdir`` is touched.
+    """
     cold = probe(model, perf_mode, runs)
-    context = workdir / f"{model.stem}_ctx.onnx"
-    for stale in workdir.glob(f"{model.stem}_ctx*"):
-        stale.unlink()  # ORT refuses to write over an existing context model
+    own = workdir / f"npuperf-qnn-{model.stem}"
+    own.mkdir(parents=True, exist_ok=True)
+    context = own / f"{model.stem}_ctx.onnx"
+    for stale in own.glob(f"{model.stem}_ctx*"):
+        stale.unlink()
     generate = probe(model, perf_mode, 1, context_out=context)
     if not context.is_file():
         raise ProbeError(f"ep.context_enable did not write {str(context)!r}")
     cached = probe(context, perf_mode, runs)
-    size = sum(p.stat().st_size for p in workdir.glob(f"{model.stem}_ctx*") if p.is_file())
+    size = sum(p.stat().st_size for p in own.glob(f"{model.stem}_ctx*") if p.is_file())
     return CompileCache(cold=cold, generate=generate, cached=cached, context_model=str(context), context_bytes=size)
 
 
