@@ -95,6 +95,48 @@ class SleepEngine:
         self.closed = True
 
 
+class ClockEngine(SleepEngine):
+    """SleepEngine's workload on a virtual clock: no sleeping, the same figures every run.
+
+    Each call advances an internal nanosecond counter by prefill and per-token times with a
+    small jitter that depends only on the call number, so results files and baselines made
+    by two runs are identical (tests/test_golden_outputs.py).
+    """
+
+    def __init__(self, prefill_ms: float = 2.0, token_ms: float = 0.5) -> None:
+        super().__init__(prefill_ms=prefill_ms, token_ms=token_ms)
+        self._now = 1_000_000_000
+
+    @property
+    def info(self) -> EngineInfo:
+        return EngineInfo(
+            engine="fake-clock", provider="virtual", versions={"fake": "1"}, model_id="clocked", model_sha256="1" * 64
+        )
+
+    def load(self) -> None:
+        self.loaded = True
+
+    def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
+        self.calls += 1
+        jitter_ns = (self.calls * 7919) % 13 * 10_000  # 0..0.12 ms, deterministic
+        submit = self._now
+        t = submit + int(self.prefill_ms * 1e6) + jitter_ns + len(prompt) * 1_000
+        stamps = []
+        for i in range(max_new_tokens):
+            t += int(self.token_ms * 1e6) + (i % 3) * 1_000
+            stamps.append(t)
+            if on_token is not None:
+                on_token()
+        self._now = t + 1_000_000
+        return Generation(
+            prompt_tokens=len(prompt),
+            requested_new_tokens=max_new_tokens,
+            submit_ns=submit,
+            token_ns=tuple(stamps),
+            stop_reason="budget",
+        )
+
+
 def _slowdown() -> float:
     return float(os.environ.get("NPUPERF_FAKE_SLOWDOWN", "1"))
 
@@ -106,6 +148,7 @@ def _missing(options: EngineOptions) -> SleepEngine:
 def register() -> None:
     register_engine("fake", lambda options: SleepEngine(**_params(Path(options.model).name)))
     register_engine("missing-runtime", _missing)
+    register_engine("fake-clock", lambda options: ClockEngine(**_params(Path(options.model).name)))
 
 
 _INTS = ("slow_every", "stop_after", "burst_from", "burst_to")
