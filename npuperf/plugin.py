@@ -1010,7 +1010,8 @@ SESSION = pytest.StashKey[PerfSession]()
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("npuperf", "npuperf latency regression suite")
     for opt in OPTIONS:
-        helptext = f"{opt.help} (ini: {opt.ini}; default: {opt.default or 'none'})"
+        # argparse %-formats help strings: a literal "10%" in a help text must reach it as "10%%"
+        helptext = f"{opt.help} (ini: {opt.ini}; default: {opt.default or 'none'})".replace("%", "%%")
         if opt.kind == "flag":
             group.addoption(opt.flag, *opt.aliases, action="store_true", default=None, dest=opt.dest, help=helptext)
             parser.addini(opt.ini, opt.help, type="bool", default=opt.default == "true")

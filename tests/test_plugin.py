@@ -329,3 +329,18 @@ def test_v1_baseline_file_is_compared_with_tolerance_only_and_says_how_to_upgrad
     result = run(suite, *GENEROUS)
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["*is npuperf.baseline/1: no noise floor*re-record with --update-baselines*"])
+
+
+def test_help_exits_0_and_lists_every_option_with_its_ini_name(suite: pytest.Pytester) -> None:
+    """argparse %-formats help texts: a literal "(0.10 = 10%)" once crashed `pytest --help`."""
+    from npuperf.settings import OPTIONS
+
+    result = suite.runpytest("perf_tests", "--help")
+    assert result.ret == 0, result.stderr.str()
+    text = " ".join(result.stdout.str().split())  # argparse wraps long help lines
+    assert "npuperf latency regression suite:" in text
+    missing = [o.flag for o in OPTIONS if f"{o.flag}=" not in text and f"{o.flag} " not in text]
+    unnamed = [o.ini for o in OPTIONS if f"(ini: {o.ini};" not in text]
+    assert not missing, f"options missing from --help: {missing}"
+    assert not unnamed, f"ini names missing from --help: {unnamed}"
+    assert "(0.10 = 10%)" in text
