@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from npuperf.device import fingerprint  # noqa: E402
 from npuperf.engines.http import HttpEngine  # noqa: E402
-from npuperf.server import start_process  # noqa: E402
+from npuperf.server.launch import start_process  # noqa: E402
 
 
 def main() -> int:

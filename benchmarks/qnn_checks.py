@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from npuperf.device import fingerprint  # noqa: E402
-from npuperf.engines import qnn  # noqa: E402
+from npuperf.probes import qnn  # noqa: E402
 
 
 def main() -> int:

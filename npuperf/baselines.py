@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from npuperf import atomic
-from npuperf.stats import Summary
+from npuperf.stats import Summary, median, upper_median
 
 SCHEMA = "npuperf.baseline/2"
 # v1 (no noise floor) still loads; its comparisons fall back to the tolerance alone.
@@ -110,23 +110,12 @@ class CaseBaseline:
             "new_tokens": self.new_tokens,
             "sampling": self.sampling,
             "samples": {k: [round(v, 4) for v in vs] for k, vs in sorted(self.samples.items())},
-            "summary": {k: _summary(vs) for k, vs in sorted(self.samples.items()) if vs},
+            # for reviewers reading a diff; derived from the samples and ignored on load
+            "summary": {k: Summary.of(vs).brief(digits=4) for k, vs in sorted(self.samples.items()) if vs},
             "noise": {k: round(v, 5) for k, v in sorted(self.noise.items())},
             "recorded_at": self.recorded_at,
             "commit": self.commit,
         }
-
-
-def _summary(samples: tuple[float, ...]) -> dict[str, float | int]:
-    """For reviewers reading a diff; derived from the samples and ignored on load."""
-    s = Summary.of(samples)
-    return {
-        "n": s.n,
-        "median": round(s.median, 4),
-        "p90": round(s.p90, 4),
-        "min": round(s.min, 4),
-        "max": round(s.max, 4),
-    }
 
 
 @dataclass(frozen=True)
@@ -144,8 +133,7 @@ class BaselineFile:
         own = self.cases[case_id].noise.get(metric) if case_id in self.cases else None
         if own is None:
             return None
-        values = sorted(abs(c.noise[metric]) for c in self.cases.values() if metric in c.noise)
-        return max(abs(own), values[len(values) // 2])
+        return max(abs(own), upper_median([abs(c.noise[metric]) for c in self.cases.values() if metric in c.noise]))
 
     def grid_noise(self, metric: str) -> float | None:
         """How far the grid's median case moved between the two passes: |median of ln(m1/m2)|.
@@ -153,12 +141,8 @@ class BaselineFile:
         The noise floor of the whole-grid test (None in v1 files). Cases drift in both
         directions, so the grid statistic moves much less than any one case.
         """
-        values = sorted(c.noise[metric] for c in self.cases.values() if metric in c.noise)
-        if not values:
-            return None
-        mid = len(values) // 2
-        median = values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
-        return abs(median)
+        values = [c.noise[metric] for c in self.cases.values() if metric in c.noise]
+        return abs(median(values)) if values else None
 
     def merged(self, new_cases: Mapping[str, CaseBaseline]) -> BaselineFile:
         """Cases measured now replace their old entries; the others are kept."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from npuperf.engines.base import Engine, EngineError, Generation
-from npuperf.prompts import Prompt
+from npuperf.prompts import Prompt, corpus_key
 from npuperf.stats import Summary
 
 # runner(fn, rounds) calls fn ``rounds`` times; pytest-benchmark's pedantic mode is one.
@@ -26,6 +26,38 @@ def loop_runner(fn: Callable[[], None], rounds: int) -> None:
         fn()
 
 
+def case_id(new_tokens: int, prompt_key: str) -> str:
+    """The stable id of a case in test names, baselines and budget overrides.
+
+    >>> case_id(32, "p64"), case_id(8, "greeting-zh")
+    ('t32-p64', 't8-greeting-zh')
+    """
+    return f"t{new_tokens}-{prompt_key}"
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    """A case before the engine is loaded: a budget and a prompt length or team prompt."""
+
+    new_tokens: int
+    prompt_tokens: int | None = None
+    team_prompt: str | None = None
+
+    @property
+    def id(self) -> str:
+        key = self.team_prompt if self.team_prompt is not None else corpus_key(self.prompt_tokens or 0)
+        return case_id(self.new_tokens, key)
+
+
+def case_specs(
+    token_budgets: Sequence[int], prompt_lengths: Sequence[int], team_prompts: Sequence[str]
+) -> list[CaseSpec]:
+    """The grid: token budgets x prompt lengths, then token budgets x team prompts."""
+    specs = [CaseSpec(n, prompt_tokens=p) for n in token_budgets for p in prompt_lengths]
+    specs += [CaseSpec(n, team_prompt=name) for n in token_budgets for name in team_prompts]
+    return specs
+
+
 @dataclass(frozen=True)
 class Case:
     """One workload: a prompt and a token budget."""
@@ -37,9 +69,7 @@ class Case:
     @property
     def id(self) -> str:
         """Stable id used in test names, baselines and budget overrides, e.g. ``t32-p64``."""
-        if self.prompt.name == f"corpus-{self.prompt.tokens}":
-            return f"t{self.new_tokens}-p{self.prompt.tokens}"
-        return f"t{self.new_tokens}-{self.prompt.name}"
+        return case_id(self.new_tokens, self.prompt.key)
 
     @property
     def label(self) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from npuperf.engines.genie import GenieConfig
-from npuperf.engines.qnn import CompileCache, Probe
+from npuperf.probes.qnn import CompileCache, Probe
 from npuperf.verdict import Check, Outcome, passed_if
 
 

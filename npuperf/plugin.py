@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from npuperf import __version__, atomic, baselines, device, npu_checks, service_checks
-from npuperf.engines import http, qnn
+from npuperf import __version__, api, atomic, baselines, device, npu_checks, service_checks, service_client
+from npuperf.engines import http
 from npuperf.engines.base import (
     Engine,
     EngineError,
@@ -34,10 +34,11 @@ from npuperf.engines.base import (
 from npuperf.engines.faults import SlowedEngine
 from npuperf.engines.genie import GenieConfig, GenieEngine
 from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, load_and_warm, measure_case
+from npuperf.probes import qnn
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
 from npuperf.report import CaseRecord, fmt_ms, results_json, row_values, terminal
 from npuperf.report import html as html_report
-from npuperf.server import ServerProcess, start_process
+from npuperf.server.launch import ServerProcess, start_process
 from npuperf.settings import OPTIONS, Option, Settings, SettingsError, resolve
 from npuperf.stats import OnlineHolm
 from npuperf.verdict import (
@@ -113,7 +114,7 @@ class Service:
     health: dict[str, Any]
 
     @property
-    def client(self) -> http.ServiceClient:
+    def client(self) -> service_client.ServiceClient:
         assert self.engine.client is not None
         return self.engine.client
 
@@ -708,9 +709,9 @@ class PerfSession:
         context = svc.health.get("context_length")
         if isinstance(context, int) and context > 0:
             bad.append(service_checks.over_context(context))
-        answers = self._service_call(lambda: http.answers(svc.client, bad))
+        answers = self._service_call(lambda: service_client.answers(svc.client, bad))
         after = svc.client.send(
-            "POST", "/api/npu/infer", content=service_checks.SEED_REQUEST, headers={"Content-Type": "application/json"}
+            "POST", "/api/npu/infer", content=api.SEED_REQUEST, headers={"Content-Type": "application/json"}
         )
         return self._enforce(service_checks.bad_inputs(bad, answers, after.status == 200))
 
@@ -718,7 +719,7 @@ class PerfSession:
         s = self.settings
         payload = {"prompt": "你好", "max_new_tokens": min(s.token_budgets), "temperature": 0.7}
         self._progress(f"service: {s.http_clients} clients x {s.http_requests} requests")
-        load = http.load(svc.url, s.http_clients, s.http_requests, payload, s.http_timeout_s)
+        load = service_client.load(svc.url, s.http_clients, s.http_requests, payload, s.http_timeout_s)
         return self._enforce(service_checks.concurrency(load))
 
     def check_http_overhead(self, svc: Service) -> Check:
@@ -743,12 +744,12 @@ class PerfSession:
         headers = {"Content-Type": "application/json"}
         reply = self._service_call(
             lambda: svc.client.send(
-                "POST", "/api/npu/infer", content=service_checks.SEED_REQUEST, headers=headers, expect_json=False
+                "POST", "/api/npu/infer", content=api.SEED_REQUEST, headers=headers, expect_json=False
             )
         )
         answers: dict[str, tuple[int, Any]] = {"python (httpx)": (reply.status, reply.body)}
         by_curl = self._service_call(
-            lambda: http.curl(f"{svc.url}/api/npu/infer", service_checks.SEED_REQUEST, s.http_timeout_s)
+            lambda: service_client.curl(f"{svc.url}/api/npu/infer", api.SEED_REQUEST, s.http_timeout_s)
         )
         if by_curl is None:
             self.notes.append("seed request: curl is not installed here; sent from Python only")

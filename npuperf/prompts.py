@@ -11,15 +11,21 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from npuperf.api import SEED_PROMPT
 from npuperf.engines.base import Tokenizer
 
 CORPUS = Path(__file__).parent / "data" / "corpus.txt"
 
 # The literal prompts the product's users send (see the team's /api/npu/infer seed request).
 TEAM_PROMPTS: dict[str, str] = {
-    "greeting-zh": "你好",
+    "greeting-zh": SEED_PROMPT,
     "analyze-zh": "分析数据:",
 }
+
+
+def corpus_key(tokens: int) -> str:
+    """How case ids name a corpus prompt of ``tokens`` tokens: ``p64``."""
+    return f"p{tokens}"
 
 
 class PromptError(ValueError):
@@ -33,6 +39,11 @@ class Prompt:
     name: str
     text: str
     tokens: int
+
+    @property
+    def key(self) -> str:
+        """The prompt's part of a case id: ``p64`` for a corpus window, else its name."""
+        return corpus_key(self.tokens) if self.name == f"corpus-{self.tokens}" else self.name
 
 
 @lru_cache(maxsize=1)

@@ -1,37 +1,21 @@
 """Pure decisions about a backend service, from what the http client measured.
 
-No I/O and no pytest: the measurements come from npuperf.engines.http (ServiceClient),
-plugin.py presents and enforces the Checks. The API contract behind them is docs/api.md.
+No I/O and no pytest: the measurements come from npuperf.service_client, the suite's
+service section presents and enforces the Checks. The API contract behind them is docs/api.md.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 
+from npuperf.api import SEED_REQUEST
+from npuperf.service_client import Answer, BadInput, Load
 from npuperf.stats import Summary
 from npuperf.verdict import Check, passed_if
 
-# The seed request of the team's app, byte for byte (UTF-8, no spaces).
-SEED_REQUEST = '{"prompt":"你好","max_new_tokens":32,"temperature":0.7}'.encode()
 # The benchmark endpoint and the client measure the same requests: the client's median may
 # exceed the server's in-process median by the HTTP path, and either may drift by noise.
 AGREEMENT_SLACK_MS = 10.0
-
-
-@dataclass(frozen=True)
-class BadInput:
-    """A request the service must refuse with ``status``, naming ``names`` in its message."""
-
-    label: str
-    body: bytes
-    status: int
-    names: str
-    content_type: str = "application/json"
-    any_4xx: bool = False  # the contract fixes the class, not the code (e.g. a prompt over the context)
-
-    def accepts(self, status: int) -> bool:
-        return 400 <= status < 500 if self.any_4xx else status == self.status
 
 
 def over_context(context_length: int) -> BadInput:
@@ -54,15 +38,6 @@ BAD_INPUTS: tuple[BadInput, ...] = (
     BadInput("not JSON", b"prompt=hi", 400, ""),
     BadInput("a 1 MiB body", b'{"prompt":"' + b"a" * (1 << 20) + b'"}', 413, ""),
 )
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What the service answered to one request: status and the error text (or body excerpt)."""
-
-    label: str
-    status: int
-    message: str
 
 
 def health(body: Mapping[str, object] | None, url: str) -> Check:
@@ -106,22 +81,6 @@ def bad_inputs(expected: Sequence[BadInput], answers: Sequence[Answer], serving_
             else f"{len(wrong)} problem(s) with bad input handling: " + "; ".join(wrong)
         ),
     )
-
-
-@dataclass(frozen=True)
-class Load:
-    """A concurrency run: per-request status (None: no answer) and client latency."""
-
-    clients: int
-    requests_per_client: int
-    statuses: tuple[int | None, ...]
-    latencies_ms: tuple[float, ...]
-    elapsed_s: float
-    errors: tuple[str, ...] = ()
-
-    @property
-    def expected(self) -> int:
-        return self.clients * self.requests_per_client
 
 
 def concurrency(load: Load) -> Check:

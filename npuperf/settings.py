@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from npuperf.engines.qnn import PERF_MODES
+from npuperf.htp import PERF_MODES
 from npuperf.prompts import TEAM_PROMPTS
 
 # Execution providers of the ort-genai engine (the genie engine always runs on QnnHtp).

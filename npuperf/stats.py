@@ -30,6 +30,29 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
 
 
+def median(values: Sequence[float]) -> float:
+    """The median: p50, the mean of the two middle values of an even count.
+
+    >>> median([1, 2, 3, 4])
+    2.5
+    """
+    return percentile(values, 50)
+
+
+def upper_median(values: Sequence[float]) -> float:
+    """The middle value of an odd count, the upper of the two middle ones of an even count.
+
+    Always one of the observed values. Baselines use it for the noise floor, so recorded
+    files keep meaning what they meant when they were written.
+
+    >>> upper_median([1, 2, 3, 4])
+    3
+    """
+    if not values:
+        raise ValueError("the upper median of an empty sample is undefined")
+    return sorted(values)[len(values) // 2]
+
+
 @dataclass(frozen=True)
 class Summary:
     """Order statistics of one metric's samples.
@@ -64,6 +87,17 @@ class Summary:
             mean=statistics.fmean(samples),
             stdev=statistics.stdev(samples) if len(samples) > 1 else 0.0,
         )
+
+    def brief(self, digits: int | None = None) -> dict[str, float | int]:
+        """n, median, p90, min and max as a dict (rounded to ``digits`` if given), for files and APIs.
+
+        >>> Summary.of([1.0, 2.0, 4.0]).brief()
+        {'n': 3, 'median': 2.0, 'p90': 3.6, 'min': 1.0, 'max': 4.0}
+        """
+        values = {"median": self.median, "p90": self.p90, "min": self.min, "max": self.max}
+        if digits is not None:
+            values = {k: round(v, digits) for k, v in values.items()}
+        return {"n": self.n, **values}
 
 
 def tokens_within(budget_ms: float, ttft_ms: float, tpot_ms: float | None) -> int:
@@ -102,10 +136,6 @@ class RatioTest:
     confidence: float
 
 
-def _median(values: Sequence[float]) -> float:
-    return percentile(values, 50)
-
-
 def ratio_of_medians(
     current: Sequence[float],
     baseline: Sequence[float],
@@ -134,21 +164,21 @@ def ratio_of_medians(
         raise ValueError(f"resamples must be >= 100, got {resamples}")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be within (0, 1), got {confidence}")
-    base_median = _median(baseline)
+    base_median = median(baseline)
     if base_median <= 0:
         raise ValueError("baseline median must be > 0 for a ratio")
     rng = random.Random(seed)
     n, m = len(current), len(baseline)
     ratios = []
     for _ in range(resamples):
-        num = _median([current[rng.randrange(n)] for _ in range(n)])
-        den = _median([baseline[rng.randrange(m)] for _ in range(m)])
+        num = median([current[rng.randrange(n)] for _ in range(n)])
+        den = median([baseline[rng.randrange(m)] for _ in range(m)])
         ratios.append(num / den if den > 0 else math.inf)
     ratios.sort()
     tail = (1 - confidence) / 2 * 100
     at_or_below = sum(1 for r in ratios if r <= line)
     return RatioTest(
-        ratio=_median(current) / base_median,
+        ratio=median(current) / base_median,
         ci_low=percentile(ratios, tail),
         ci_high=percentile(ratios, 100 - tail),
         p_value=(1 + at_or_below) / (resamples + 1),
@@ -230,21 +260,21 @@ def median_of_ratios(
     if resamples < 100:
         raise ValueError(f"resamples must be >= 100, got {resamples}")
     for cur, base in pairs:
-        if not cur or not base or _median(base) <= 0:
+        if not cur or not base or median(base) <= 0:
             raise ValueError("every case needs samples on both sides and a baseline median > 0")
     rng = random.Random(seed)
     estimates = []
     for _ in range(resamples):
         ratios = []
         for cur, base in pairs:
-            num = _median([cur[rng.randrange(len(cur))] for _ in cur])
-            den = _median([base[rng.randrange(len(base))] for _ in base])
+            num = median([cur[rng.randrange(len(cur))] for _ in cur])
+            den = median([base[rng.randrange(len(base))] for _ in base])
             ratios.append(num / den if den > 0 else math.inf)
-        estimates.append(_median(ratios))
+        estimates.append(median(ratios))
     estimates.sort()
     tail = (1 - confidence) / 2 * 100
     return RatioTest(
-        ratio=_median([_median(cur) / _median(base) for cur, base in pairs]),
+        ratio=median([median(cur) / median(base) for cur, base in pairs]),
         ci_low=percentile(estimates, tail),
         ci_high=percentile(estimates, 100 - tail),
         p_value=(1 + sum(1 for e in estimates if e <= line)) / (resamples + 1),

@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from npuperf.baselines import Lookup
-from npuperf.engines.qnn import QnnReport
 from npuperf.measure import WarmEngine
 from npuperf.plugin import PerfSession, Service
+from npuperf.probes.qnn import QnnReport
 
 
 @pytest.fixture(scope="session")

@@ -40,9 +40,9 @@ from __future__ import annotations
 
 import pytest
 
-from npuperf.engines.qnn import QnnReport
 from npuperf.measure import WarmEngine
 from npuperf.plugin import PerfSession, Service
+from npuperf.probes.qnn import QnnReport
 
 
 def test_model_load_within_budget(npuperf_session: PerfSession, engine: WarmEngine) -> None:

@@ -69,7 +69,8 @@ def copy_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ini: 
 @contextlib.contextmanager
 def serving(engine: Any, **config: Any) -> Iterator[str]:
     """The reference server over ``engine`` on a free loopback port, in a thread; yields its URL."""
-    from npuperf.server import ServerConfig, serve_in_thread
+    from npuperf.server.config import ServerConfig
+    from npuperf.server.launch import serve_in_thread
 
     served = serve_in_thread(engine, ServerConfig(port=0, **config))
     try:

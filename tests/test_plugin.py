@@ -214,7 +214,7 @@ def test_a_baseline_for_another_device_is_not_compared_and_is_named(suite: pytes
         (["--team-prompts=hola"], "*--team-prompts: unknown prompt 'hola'; expected 'none' or a comma list of*"),
         (
             ["--engine=nope"],
-            "*--engine: unknown engine 'nope'; known engines: fake, genie, http, missing-runtime, ort-genai*",
+            "*--engine: unknown engine 'nope'; known engines: fake, fake-clock, genie, http, missing-runtime, ort-genai*",  # noqa: E501
         ),
         (["--budgets-file=missing.toml"], "*--budgets-file: cannot read*missing.toml*"),
     ],

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import MODEL, copy_suite, serving
 from fakes import HtmlServer, SleepEngine
-from npuperf.server import listening_socket
+from npuperf.server.launch import listening_socket
 
 INI = f"""
 [pytest]

@@ -8,9 +8,9 @@ import pytest
 
 from conftest import ROOT, build_fallback_block, needs_onnx
 from npuperf import npu_checks
-from npuperf.engines import qnn
 from npuperf.engines.base import ModelError
-from npuperf.engines.qnn import EP, CompileCache, NodePlacement, Placement, Probe
+from npuperf.probes import qnn
+from npuperf.probes.qnn import EP, CompileCache, NodePlacement, Placement, Probe
 from npuperf.verdict import Outcome
 
 BLOCK = ROOT / "models" / "qnn-block" / "model.onnx"

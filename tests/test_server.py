@@ -21,8 +21,9 @@ from conftest import MODEL, ROOT, serving
 from fakes import HtmlServer, SleepEngine
 from npuperf.engines.base import EngineError, Generation, OnToken
 from npuperf.engines.hf_tokenizer import HfTokenizer
-from npuperf.engines.http import REPORTED_CLOCK, STREAM_CLOCK, HttpEngine, ServiceClient, ServiceError
+from npuperf.engines.http import REPORTED_CLOCK, STREAM_CLOCK, HttpEngine
 from npuperf.engines.ort_genai import OrtGenaiEngine
+from npuperf.service_client import ServiceClient, ServiceError
 
 SEED = '{"prompt":"你好","max_new_tokens":32,"temperature":0.7}'
 TOKENIZER = MODEL / "tokenizer.json"

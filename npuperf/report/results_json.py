@@ -9,6 +9,7 @@ from typing import Any
 
 from npuperf.engines.base import Generation
 from npuperf.report import CaseRecord
+from npuperf.verdict import Check
 
 SCHEMA = "npuperf.results/1"
 
@@ -24,6 +25,17 @@ def _generation(gen: Generation) -> dict[str, Any]:
         "stop_reason": gen.stop_reason,
         "clock": gen.clock,
         "runtime_reported": dict(gen.device),
+    }
+
+
+def check_entry(check: Check) -> dict[str, Any]:
+    """A check as the results JSON holds it (per case and in the session's backend checks)."""
+    return {
+        "name": check.name,
+        "outcome": check.outcome.value,
+        "value": check.value,
+        "limit": check.limit,
+        "message": check.message,
     }
 
 
@@ -51,10 +63,7 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
         },
         "budget_ms": record.budget_ms,
         "outcome": record.verdict.outcome.value,
-        "checks": [
-            {"name": c.name, "outcome": c.outcome.value, "value": c.value, "limit": c.limit, "message": c.message}
-            for c in record.verdict.checks
-        ],
+        "checks": [check_entry(c) for c in record.verdict.checks],
     }
 
 

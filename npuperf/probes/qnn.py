@@ -1,7 +1,7 @@
 """ONNX Runtime with the onnxruntime-qnn plugin EP: where a model runs, in which HTP
 performance mode, and what the compile cache saves.
 
-Each probe runs in a fresh Python process (``python -m npuperf.engines.qnn probe ...``):
+Each probe runs in a fresh Python process (``python -m npuperf.probes.qnn probe ...``):
 HTP settings can leak between sessions of one process, a cold compile is only cold in a
 new process, and the EP's own log (stderr, verbose) is the evidence of the performance
 mode it applied. The probe registers the EP as a plugin (never the string provider
@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import re
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,22 +29,12 @@ from pathlib import Path
 from typing import Any
 
 from npuperf.engines.base import EngineError, EngineUnavailable, ModelError, installed_version
+from npuperf.htp import PERF_MODES
+from npuperf.stats import median
 
 NAME = "qnn"
 INSTALL = "pip install onnxruntime-qnn"
 EP = "QNNExecutionProvider"
-PERF_MODES = (
-    "burst",
-    "balanced",
-    "default",
-    "high_performance",
-    "high_power_saver",
-    "low_balanced",
-    "low_power_saver",
-    "power_saver",
-    "extreme_power_saver",
-    "sustained_high_performance",
-)
 # Graph-boundary conversions: a QDQ model keeps its outer QuantizeLinear/DequantizeLinear
 # on the CPU by design. Anything else on the CPU is compute that fell back.
 IO_OPS = frozenset({"QuantizeLinear", "DequantizeLinear"})
@@ -133,7 +122,7 @@ class Probe:
     @property
     def warm_run_ms(self) -> float | None:
         """Median of the runs after the first; None with a single run."""
-        return statistics.median(self.run_ms[1:]) if len(self.run_ms) > 1 else None
+        return median(self.run_ms[1:]) if len(self.run_ms) > 1 else None
 
     @property
     def clock(self) -> str:
@@ -219,7 +208,7 @@ def probe(
         raise ValueError(f"runs must be >= 1, got {runs}")
     if not model.is_file():
         raise ModelError(f"ONNX model {str(model)!r} does not exist")
-    cmd = [python, "-m", "npuperf.engines.qnn", "probe", str(model), "--perf-mode", perf_mode, "--runs", str(runs)]
+    cmd = [python, "-m", "npuperf.probes.qnn", "probe", str(model), "--perf-mode", perf_mode, "--runs", str(runs)]
     if context_out is not None:
         cmd += ["--context-out", str(context_out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), *sys.path])}
@@ -379,7 +368,7 @@ def _feeds(inputs: Sequence[Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m npuperf.engines.qnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m npuperf.probes.qnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("probe", help="one fresh-process probe; prints a JSON line")
     one.add_argument("model")

@@ -1,0 +1,81 @@
+"""``python -m npuperf.server``: the reference backend from the command line (see npuperf.server)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from npuperf.engines.base import Engine, EngineError, EngineOptions, create_engine, known_engines
+from npuperf.engines.faults import SlowedEngine
+from npuperf.server.config import ServerConfig
+from npuperf.server.launch import listening_socket
+
+DESCRIPTION = "The reference backend: any npuperf engine behind the team's HTTP API (FastAPI + uvicorn)."
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = ServerConfig()
+    p = argparse.ArgumentParser(prog="python -m npuperf.server", description=DESCRIPTION)
+    p.add_argument("--engine", default="ort-genai", help=f"engine to serve ({', '.join(known_engines())})")
+    p.add_argument("--model", default="models/tiny-qwen2", help="model path for the engine")
+    p.add_argument("--ep", default="cpu", help="execution provider of the ort-genai engine: cpu or qnn")
+    p.add_argument("--htp-perf-mode", default="burst", help="HTP performance mode with --ep qnn")
+    p.add_argument("--host", default=d.host, help="address to bind (default: loopback only)")
+    p.add_argument("--port", type=int, default=d.port, help="port; 0 picks a free one (printed at startup)")
+    p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="largest max_new_tokens accepted")
+    p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="larger request bodies get 413")
+    p.add_argument("--max-queue", type=int, default=d.max_queue, help="requests waiting or running; more get 503")
+    p.add_argument("--queue-timeout-s", type=float, default=d.queue_timeout_s, help="longest wait in the queue")
+    p.add_argument("--breaker-ms", type=float, default=d.breaker_ms, help="a request slower than this is slow")
+    p.add_argument("--breaker-trip-after", type=int, default=d.breaker_trip_after, help="slow requests in a row")
+    p.add_argument("--breaker-cooldown-s", type=float, default=d.breaker_cooldown_s, help="open time before a trial")
+    p.add_argument("--warmup", type=int, default=d.warmup, help="warm-up generations at startup")
+    p.add_argument("--inject-slowdown", type=float, default=0.0, help="canary: slow the engine by this fraction")
+    p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = ServerConfig(
+            host=args.host,
+            port=args.port,
+            max_new_tokens=args.max_new_tokens,
+            max_body_bytes=args.max_body_bytes,
+            max_queue=args.max_queue,
+            queue_timeout_s=args.queue_timeout_s,
+            breaker_ms=args.breaker_ms,
+            breaker_trip_after=args.breaker_trip_after,
+            breaker_cooldown_s=args.breaker_cooldown_s,
+            warmup=args.warmup,
+        )
+        engine: Engine = create_engine(
+            args.engine, EngineOptions(model=args.model, provider=args.ep, extra={"htp_perf_mode": args.htp_perf_mode})
+        )
+        if args.inject_slowdown:
+            engine = SlowedEngine(engine, args.inject_slowdown)
+    except (ValueError, EngineError) as exc:
+        print(f"npuperf.server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvicorn
+    except ImportError as exc:
+        print(f"npuperf.server: needs fastapi and uvicorn ({exc}); pip install -r requirements.txt", file=sys.stderr)
+        return 2
+    try:
+        sock = listening_socket(config.host, config.port)
+    except OSError as exc:
+        print(f"npuperf.server: cannot bind {config.host}:{config.port} ({exc.strerror})", file=sys.stderr)
+        return 2
+    port = sock.getsockname()[1]
+
+    def announce(what: str) -> None:
+        print(f"npuperf.server: {what}; listening on http://{config.host}:{port}", flush=True)
+
+    from npuperf.server.app import create_app
+
+    app = create_app(engine, config, announce=announce)
+    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, lifespan="on", timeout_graceful_shutdown=5))
+    server.run(sockets=[sock])
+    return 0 if server.started else 3
