@@ -1,7 +1,8 @@
 """The suite's settings: parsed and validated from command-line values and pytest.ini.
 
+Each setting is declared once, in OPTIONS: its flag, ini key, default, help and parser.
 Pure parsing: every error is a SettingsError whose message names the option, the value
-received and what is accepted. plugin.py turns it into a pytest usage error.
+received and what is accepted. The plugin turns it into a pytest usage error.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import math
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,206 +20,12 @@ from npuperf.prompts import TEAM_PROMPTS
 # Execution providers of the ort-genai engine (the genie engine always runs on QnnHtp).
 EPS = ("cpu", "qnn")
 
+# parse(flag, raw) -> value; raises SettingsError naming the flag
+Parser = Callable[[str, str], Any]
+
 
 class SettingsError(ValueError):
     """An option has a value the suite cannot use."""
-
-
-@dataclass(frozen=True)
-class Option:
-    """One setting: its command-line flag, its pytest.ini key, default and help."""
-
-    flag: str
-    ini: str
-    default: str
-    help: str
-    kind: str = "string"  # "string" | "flag"
-    aliases: tuple[str, ...] = ()
-
-    @property
-    def dest(self) -> str:
-        return "npuperf_" + self.flag.lstrip("-").replace("-", "_")
-
-
-OPTIONS: tuple[Option, ...] = (
-    Option("--engine", "npuperf_engine", "ort-genai", "engine to measure (see --engine=list in the README)"),
-    Option("--model", "npuperf_model", "models/tiny-qwen2", "model path for the engine (relative to the rootdir)"),
-    Option(
-        "--ep",
-        "npuperf_ep",
-        "cpu",
-        "execution provider of the ort-genai engine: cpu, or qnn (onnxruntime-qnn plugin, HTP)",
-        aliases=("--provider",),
-    ),
-    Option(
-        "--htp-perf-mode",
-        "npuperf_htp_perf_mode",
-        "burst",
-        "HTP performance mode to request and to require (QNN EP, ort-genai --ep qnn, Genie's perf_profile)",
-    ),
-    Option(
-        "--qnn-model",
-        "npuperf_qnn_model",
-        "models/qnn-block/model.onnx",
-        "static-shape ONNX model for the QNN checks of test_backend.py (placement, perf mode, cache); 'none' to skip",
-    ),
-    Option("--qnn-runs", "npuperf_qnn_runs", "5", "inference runs per QNN probe process (the first is the cold call)"),
-    Option(
-        "--qnn-cache-dir",
-        "npuperf_qnn_cache_dir",
-        "",
-        "folder for the QNN compile cache (EPContext model) of the checks; empty: a temporary folder",
-    ),
-    Option("--token-budgets", "npuperf_token_budgets", "8,16,32,64", "new-token budgets, comma list"),
-    Option("--prompt-lengths", "npuperf_prompt_lengths", "8,64,256", "prompt lengths in tokens, comma list"),
-    Option(
-        "--team-prompts",
-        "npuperf_team_prompts",
-        ",".join(TEAM_PROMPTS),
-        "literal team prompts to measure too, comma list, or 'none'",
-    ),
-    Option("--repetitions", "npuperf_repetitions", "10", "measured repetitions per case"),
-    Option("--warmup", "npuperf_warmup", "5", "warm-up generations after the cold first call"),
-    Option("--latency-budget-ms", "npuperf_latency_budget_ms", "500", "median latency budget per case (ms)"),
-    Option("--breaker-ms", "npuperf_breaker_ms", "2000", "circuit breaker: no single request may exceed this (ms)"),
-    Option("--load-budget-s", "npuperf_load_budget_s", "20", "model load budget (s)"),
-    Option("--budgets-file", "npuperf_budgets_file", "", "TOML file of per-case latency budgets (see README)"),
-    Option("--tolerance", "npuperf_tolerance", "0.10", "regression tolerance vs baseline, fraction (0.10 = 10%)"),
-    Option(
-        "--min-regression-ms",
-        "npuperf_min_regression_ms",
-        "1",
-        "a regression must also add more than this to the median (ms); 0 to disable",
-    ),
-    Option(
-        "--grid-tolerance",
-        "npuperf_grid_tolerance",
-        "0.03",
-        "whole-grid regression tolerance: the median case's slowdown that fails the grid test",
-    ),
-    Option(
-        "--noise-k",
-        "npuperf_noise_k",
-        "2",
-        "materiality threshold = max(tolerance, noise-k x the baseline's noise floor)",
-    ),
-    Option("--alpha", "npuperf_alpha", "0.05", "family-wise error rate of the regression tests (Holm over the grid)"),
-    Option(
-        "--fail-inconclusive",
-        "npuperf_fail_inconclusive",
-        "false",
-        "fail a case whose regression verdict is INCONCLUSIVE",
-        kind="flag",
-    ),
-    Option(
-        "--inject-slowdown",
-        "npuperf_inject_slowdown",
-        "0",
-        "canary: slow the engine by this fraction per call and per token (0.10 = 10%); 0 = off",
-    ),
-    Option(
-        "--confirm-runs",
-        "npuperf_confirm_runs",
-        "2",
-        "re-measure a case that looks regressed this many times; it fails only if all confirm",
-    ),
-    Option(
-        "--confirm-pause-s",
-        "npuperf_confirm_pause_s",
-        "1",
-        "pause before the k-th confirming re-run is k times this (s), so a slow spell can end",
-    ),
-    Option(
-        "--backend-url",
-        "npuperf_backend_url",
-        "",
-        "the backend service to measure (http://host:port); empty: start the reference server on loopback",
-    ),
-    Option("--http-stream", "npuperf_http_stream", "true", "measure TTFT over HTTP from the SSE stream endpoint"),
-    Option("--http-timeout-s", "npuperf_http_timeout_s", "60", "HTTP timeout per request (s)"),
-    Option(
-        "--http-tokenizer",
-        "npuperf_http_tokenizer",
-        "",
-        "tokenizer.json of the model behind the service; empty: the --model's, else the embedded model's",
-    ),
-    Option("--http-clients", "npuperf_http_clients", "4", "concurrent clients of the service concurrency test"),
-    Option("--http-requests", "npuperf_http_requests", "25", "requests per client of the concurrency test"),
-    Option(
-        "--http-overhead-ms",
-        "npuperf_http_overhead_ms",
-        "20",
-        "limit on the median HTTP overhead (client latency - server in-process latency), ms",
-    ),
-    Option(
-        "--http-agreement",
-        "npuperf_http_agreement",
-        "0.25",
-        "benchmark endpoint vs client median: allowed gap as a fraction (plus 10 ms)",
-    ),
-    Option("--baselines-dir", "npuperf_baselines_dir", "baselines", "folder of accepted baselines"),
-    Option(
-        "--update-baselines",
-        "npuperf_update_baselines",
-        "false",
-        "after the run, write this run's samples as the accepted baselines",
-        kind="flag",
-    ),
-    Option(
-        "--require-baseline",
-        "npuperf_require_baseline",
-        "false",
-        "fail a case that has no baseline for this device/engine/model (nightly)",
-        kind="flag",
-    ),
-    Option("--results-json", "npuperf_results_json", "reports/perf-results.json", "JSON results file; '' for none"),
-)
-
-
-@dataclass(frozen=True)
-class Settings:
-    engine: str
-    model: str
-    provider: str
-    token_budgets: tuple[int, ...]
-    prompt_lengths: tuple[int, ...]
-    team_prompts: tuple[str, ...]
-    repetitions: int
-    warmup: int
-    latency_budget_ms: float
-    breaker_ms: float
-    load_budget_s: float
-    budget_overrides: Mapping[str, float] = field(default_factory=dict)
-    budgets_file: str = ""
-    tolerance: float = 0.10
-    min_regression_ms: float = 1.0
-    grid_tolerance: float = 0.03
-    noise_k: float = 2.0
-    alpha: float = 0.05
-    fail_inconclusive: bool = False
-    inject_slowdown: float = 0.0
-    confirm_runs: int = 2
-    confirm_pause_s: float = 1.0
-    baselines_dir: str = "baselines"
-    update_baselines: bool = False
-    require_baseline: bool = False
-    results_json: str = ""
-    htp_perf_mode: str = "burst"
-    qnn_model: str = ""
-    qnn_runs: int = 5
-    qnn_cache_dir: str = ""
-    backend_url: str = ""
-    http_stream: bool = True
-    http_timeout_s: float = 60.0
-    http_tokenizer: str = ""
-    http_clients: int = 4
-    http_requests: int = 25
-    http_overhead_ms: float = 20.0
-    http_agreement: float = 0.25
-
-    def budget_for(self, case_id: str) -> float:
-        """The latency budget of one case: its override, else the global budget."""
-        return self.budget_overrides.get(case_id, self.latency_budget_ms)
 
 
 def _int_list(flag: str, raw: str, minimum: int = 1) -> tuple[int, ...]:
@@ -328,67 +135,349 @@ def load_budget_overrides(path: Path) -> dict[str, float]:
     return out
 
 
+def _text(flag: str, raw: str) -> str:
+    return raw.strip()
+
+
+def _name(flag: str, raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        raise SettingsError(f"{flag}: empty; expected an engine name such as ort-genai")
+    return value
+
+
+def _or_default(default: str) -> Parser:
+    """Text, with ``default`` for an empty value."""
+    return lambda flag, raw: raw.strip() or default
+
+
+def _path_or_none(flag: str, raw: str) -> str:
+    """A path, or '' for 'none' / empty (the feature is off)."""
+    value = raw.strip()
+    return "" if value.lower() in ("", "none") else value
+
+
+def _at_least(minimum: int) -> Parser:
+    return lambda flag, raw: _int(flag, raw, minimum)
+
+
+def _positive_of(unit: str) -> Parser:
+    return lambda flag, raw: _positive(flag, raw, unit)
+
+
+def _non_negative_of(unit: str) -> Parser:
+    return lambda flag, raw: _non_negative(flag, raw, unit)
+
+
+def _fraction(accepted: str, upper_inclusive: bool = False) -> Parser:
+    """A fraction from 0 to 10 (a 10x slowdown is the most any of them means)."""
+    if upper_inclusive:
+        return lambda flag, raw: _float(flag, raw, accepted, lambda v: 0 <= v <= 10)
+    return lambda flag, raw: _float(flag, raw, accepted, lambda v: 0 <= v < 10)
+
+
+def _probability(flag: str, raw: str) -> float:
+    return _float(flag, raw, "a probability between 0 and 1, like 0.05", lambda v: 0 < v < 1)
+
+
+def _one_of(accepted: tuple[str, ...]) -> Parser:
+    return lambda flag, raw: _choice(flag, raw, accepted)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One setting: its command-line flag, pytest.ini key, default, help and parser."""
+
+    flag: str
+    ini: str
+    default: str
+    help: str
+    parse: Parser = _text
+    kind: str = "string"  # "string" | "flag"
+    aliases: tuple[str, ...] = ()
+    field: str = ""  # the Settings field, when it is not the flag's name
+
+    @property
+    def dest(self) -> str:
+        return "npuperf_" + self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def name(self) -> str:
+        """The Settings field this option fills."""
+        return self.field or self.dest.removeprefix("npuperf_")
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("--engine", "npuperf_engine", "ort-genai", "engine to measure (see --engine=list in the README)", _name),
+    Option("--model", "npuperf_model", "models/tiny-qwen2", "model path for the engine (relative to the rootdir)"),
+    Option(
+        "--ep",
+        "npuperf_ep",
+        "cpu",
+        "execution provider of the ort-genai engine: cpu, or qnn (onnxruntime-qnn plugin, HTP)",
+        _one_of(EPS),
+        aliases=("--provider",),
+        field="provider",
+    ),
+    Option(
+        "--htp-perf-mode",
+        "npuperf_htp_perf_mode",
+        "burst",
+        "HTP performance mode to request and to require (QNN EP, ort-genai --ep qnn, Genie's perf_profile)",
+        _one_of(PERF_MODES),
+    ),
+    Option(
+        "--qnn-model",
+        "npuperf_qnn_model",
+        "models/qnn-block/model.onnx",
+        "static-shape ONNX model for the QNN checks of test_backend.py (placement, perf mode, cache); 'none' to skip",
+        _path_or_none,
+    ),
+    Option(
+        "--qnn-runs",
+        "npuperf_qnn_runs",
+        "5",
+        "inference runs per QNN probe process (the first is the cold call)",
+        _at_least(1),
+    ),
+    Option(
+        "--qnn-cache-dir",
+        "npuperf_qnn_cache_dir",
+        "",
+        "folder for the QNN compile cache (EPContext model) of the checks; empty: a temporary folder",
+    ),
+    Option("--token-budgets", "npuperf_token_budgets", "8,16,32,64", "new-token budgets, comma list", _int_list),
+    Option("--prompt-lengths", "npuperf_prompt_lengths", "8,64,256", "prompt lengths in tokens, comma list", _int_list),
+    Option(
+        "--team-prompts",
+        "npuperf_team_prompts",
+        ",".join(TEAM_PROMPTS),
+        "literal team prompts to measure too, comma list, or 'none'",
+        _team_prompts,
+    ),
+    Option("--repetitions", "npuperf_repetitions", "10", "measured repetitions per case", _at_least(1)),
+    Option("--warmup", "npuperf_warmup", "5", "warm-up generations after the cold first call", _at_least(0)),
+    Option(
+        "--latency-budget-ms",
+        "npuperf_latency_budget_ms",
+        "500",
+        "median latency budget per case (ms)",
+        _positive_of("milliseconds"),
+    ),
+    Option(
+        "--breaker-ms",
+        "npuperf_breaker_ms",
+        "2000",
+        "circuit breaker: no single request may exceed this (ms)",
+        _positive_of("milliseconds"),
+    ),
+    Option("--load-budget-s", "npuperf_load_budget_s", "20", "model load budget (s)", _positive_of("seconds")),
+    Option("--budgets-file", "npuperf_budgets_file", "", "TOML file of per-case latency budgets (see README)"),
+    Option(
+        "--tolerance",
+        "npuperf_tolerance",
+        "0.10",
+        "regression tolerance vs baseline, fraction (0.10 = 10%)",
+        _fraction("a fraction from 0 to 10, like 0.10 for 10%"),
+    ),
+    Option(
+        "--min-regression-ms",
+        "npuperf_min_regression_ms",
+        "1",
+        "a regression must also add more than this to the median (ms); 0 to disable",
+        _non_negative_of("milliseconds"),
+    ),
+    Option(
+        "--grid-tolerance",
+        "npuperf_grid_tolerance",
+        "0.03",
+        "whole-grid regression tolerance: the median case's slowdown that fails the grid test",
+        _fraction("a fraction from 0 to 10, like 0.03"),
+    ),
+    Option(
+        "--noise-k",
+        "npuperf_noise_k",
+        "2",
+        "materiality threshold = max(tolerance, noise-k x the baseline's noise floor)",
+        _non_negative_of("noise floors"),
+    ),
+    Option(
+        "--alpha",
+        "npuperf_alpha",
+        "0.05",
+        "family-wise error rate of the regression tests (Holm over the grid)",
+        _probability,
+    ),
+    Option(
+        "--fail-inconclusive",
+        "npuperf_fail_inconclusive",
+        "false",
+        "fail a case whose regression verdict is INCONCLUSIVE",
+        _flag,
+        kind="flag",
+    ),
+    Option(
+        "--inject-slowdown",
+        "npuperf_inject_slowdown",
+        "0",
+        "canary: slow the engine by this fraction per call and per token (0.10 = 10%); 0 = off",
+        _fraction("a fraction from 0 (off) to 10, like 0.10", upper_inclusive=True),
+    ),
+    Option(
+        "--confirm-runs",
+        "npuperf_confirm_runs",
+        "2",
+        "re-measure a case that looks regressed this many times; it fails only if all confirm",
+        _at_least(0),
+    ),
+    Option(
+        "--confirm-pause-s",
+        "npuperf_confirm_pause_s",
+        "1",
+        "pause before the k-th confirming re-run is k times this (s), so a slow spell can end",
+        _non_negative_of("seconds"),
+    ),
+    Option(
+        "--backend-url",
+        "npuperf_backend_url",
+        "",
+        "the backend service to measure (http://host:port); empty: start the reference server on loopback",
+        _url,
+    ),
+    Option(
+        "--http-stream",
+        "npuperf_http_stream",
+        "true",
+        "measure TTFT over HTTP from the SSE stream endpoint",
+        _flag,
+    ),
+    Option("--http-timeout-s", "npuperf_http_timeout_s", "60", "HTTP timeout per request (s)", _positive_of("seconds")),
+    Option(
+        "--http-tokenizer",
+        "npuperf_http_tokenizer",
+        "",
+        "tokenizer.json of the model behind the service; empty: the --model's, else the embedded model's",
+    ),
+    Option(
+        "--http-clients",
+        "npuperf_http_clients",
+        "4",
+        "concurrent clients of the service concurrency test",
+        _at_least(1),
+    ),
+    Option(
+        "--http-requests",
+        "npuperf_http_requests",
+        "25",
+        "requests per client of the concurrency test",
+        _at_least(1),
+    ),
+    Option(
+        "--http-overhead-ms",
+        "npuperf_http_overhead_ms",
+        "20",
+        "limit on the median HTTP overhead (client latency - server in-process latency), ms",
+        _positive_of("milliseconds"),
+    ),
+    Option(
+        "--http-agreement",
+        "npuperf_http_agreement",
+        "0.25",
+        "benchmark endpoint vs client median: allowed gap as a fraction (plus 10 ms)",
+        _fraction("a fraction from 0 to 10, like 0.25"),
+    ),
+    Option(
+        "--baselines-dir",
+        "npuperf_baselines_dir",
+        "baselines",
+        "folder of accepted baselines",
+        _or_default("baselines"),
+    ),
+    Option(
+        "--update-baselines",
+        "npuperf_update_baselines",
+        "false",
+        "after the run, write this run's samples as the accepted baselines",
+        _flag,
+        kind="flag",
+    ),
+    Option(
+        "--require-baseline",
+        "npuperf_require_baseline",
+        "false",
+        "fail a case that has no baseline for this device/engine/model (nightly)",
+        _flag,
+        kind="flag",
+    ),
+    Option("--results-json", "npuperf_results_json", "reports/perf-results.json", "JSON results file; '' for none"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The parsed options (one field per OPTIONS row, named by ``Option.name``) and what
+    follows from them. Built by ``resolve``; the defaults live in OPTIONS alone."""
+
+    engine: str
+    model: str
+    provider: str
+    htp_perf_mode: str
+    qnn_model: str
+    qnn_runs: int
+    qnn_cache_dir: str
+    token_budgets: tuple[int, ...]
+    prompt_lengths: tuple[int, ...]
+    team_prompts: tuple[str, ...]
+    repetitions: int
+    warmup: int
+    latency_budget_ms: float
+    breaker_ms: float
+    load_budget_s: float
+    budgets_file: str
+    tolerance: float
+    min_regression_ms: float
+    grid_tolerance: float
+    noise_k: float
+    alpha: float
+    fail_inconclusive: bool
+    inject_slowdown: float
+    confirm_runs: int
+    confirm_pause_s: float
+    backend_url: str
+    http_stream: bool
+    http_timeout_s: float
+    http_tokenizer: str
+    http_clients: int
+    http_requests: int
+    http_overhead_ms: float
+    http_agreement: float
+    baselines_dir: str
+    update_baselines: bool
+    require_baseline: bool
+    results_json: str
+    # from --budgets-file: case id -> ms
+    budget_overrides: Mapping[str, float] = field(default_factory=dict)
+
+    def budget_for(self, case_id: str) -> float:
+        """The latency budget of one case: its override, else the global budget."""
+        return self.budget_overrides.get(case_id, self.latency_budget_ms)
+
+
+DERIVED = ("budget_overrides",)
+
+
 def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
     """Build Settings; ``get(option)`` returns the raw string (command line, else ini, else default)."""
-    raw: dict[str, Any] = {opt.dest.removeprefix("npuperf_"): get(opt) for opt in OPTIONS}
-    flags = {opt.dest.removeprefix("npuperf_"): opt.flag for opt in OPTIONS}
-    budgets_file = raw["budgets_file"].strip()
-    overrides = load_budget_overrides(rootdir / budgets_file) if budgets_file else {}
-    tolerance = _float(
-        flags["tolerance"], raw["tolerance"], "a fraction from 0 to 10, like 0.10 for 10%", lambda v: 0 <= v < 10
-    )
-    engine = raw["engine"].strip()
-    if not engine:
-        raise SettingsError(f"{flags['engine']}: empty; expected an engine name such as ort-genai")
-    settings = Settings(
-        engine=engine,
-        model=raw["model"].strip(),
-        provider=_choice(flags["ep"], raw["ep"], EPS),
-        token_budgets=_int_list(flags["token_budgets"], raw["token_budgets"]),
-        prompt_lengths=_int_list(flags["prompt_lengths"], raw["prompt_lengths"]),
-        team_prompts=_team_prompts(flags["team_prompts"], raw["team_prompts"]),
-        repetitions=_int(flags["repetitions"], raw["repetitions"], 1),
-        warmup=_int(flags["warmup"], raw["warmup"], 0),
-        latency_budget_ms=_positive(flags["latency_budget_ms"], raw["latency_budget_ms"], "milliseconds"),
-        breaker_ms=_positive(flags["breaker_ms"], raw["breaker_ms"], "milliseconds"),
-        load_budget_s=_positive(flags["load_budget_s"], raw["load_budget_s"], "seconds"),
-        budget_overrides=overrides,
-        budgets_file=budgets_file,
-        tolerance=tolerance,
-        min_regression_ms=_non_negative(flags["min_regression_ms"], raw["min_regression_ms"], "milliseconds"),
-        grid_tolerance=_float(
-            flags["grid_tolerance"], raw["grid_tolerance"], "a fraction from 0 to 10, like 0.03", lambda v: 0 <= v < 10
-        ),
-        noise_k=_non_negative(flags["noise_k"], raw["noise_k"], "noise floors"),
-        alpha=_float(flags["alpha"], raw["alpha"], "a probability between 0 and 1, like 0.05", lambda v: 0 < v < 1),
-        fail_inconclusive=_flag(flags["fail_inconclusive"], raw["fail_inconclusive"]),
-        inject_slowdown=_float(
-            flags["inject_slowdown"],
-            raw["inject_slowdown"],
-            "a fraction from 0 (off) to 10, like 0.10",
-            lambda v: 0 <= v <= 10,
-        ),
-        confirm_runs=_int(flags["confirm_runs"], raw["confirm_runs"], 0),
-        confirm_pause_s=_non_negative(flags["confirm_pause_s"], raw["confirm_pause_s"], "seconds"),
-        baselines_dir=raw["baselines_dir"].strip() or "baselines",
-        update_baselines=_flag(flags["update_baselines"], raw["update_baselines"]),
-        require_baseline=_flag(flags["require_baseline"], raw["require_baseline"]),
-        results_json=raw["results_json"].strip(),
-        htp_perf_mode=_choice(flags["htp_perf_mode"], raw["htp_perf_mode"], PERF_MODES),
-        qnn_model="" if raw["qnn_model"].strip().lower() in ("", "none") else raw["qnn_model"].strip(),
-        qnn_runs=_int(flags["qnn_runs"], raw["qnn_runs"], 1),
-        qnn_cache_dir=raw["qnn_cache_dir"].strip(),
-        backend_url=_url(flags["backend_url"], raw["backend_url"]),
-        http_stream=_flag(flags["http_stream"], raw["http_stream"]),
-        http_timeout_s=_positive(flags["http_timeout_s"], raw["http_timeout_s"], "seconds"),
-        http_tokenizer=raw["http_tokenizer"].strip(),
-        http_clients=_int(flags["http_clients"], raw["http_clients"], 1),
-        http_requests=_int(flags["http_requests"], raw["http_requests"], 1),
-        http_overhead_ms=_positive(flags["http_overhead_ms"], raw["http_overhead_ms"], "milliseconds"),
-        http_agreement=_float(
-            flags["http_agreement"], raw["http_agreement"], "a fraction from 0 to 10, like 0.25", lambda v: 0 <= v < 10
-        ),
-    )
+    values = {opt.name: opt.parse(opt.flag, get(opt)) for opt in OPTIONS}
+    if values["budgets_file"]:
+        values["budget_overrides"] = load_budget_overrides(rootdir / values["budgets_file"])
+    settings = Settings(**values)
+    _check_combinations(settings)
+    return settings
+
+
+def _check_combinations(settings: Settings) -> None:
+    """Options that are each valid but cannot go together."""
     if settings.engine == "http" and not settings.backend_url:
         raise SettingsError("--engine http: needs --backend-url, e.g. --backend-url http://127.0.0.1:8000")
     if settings.inject_slowdown and settings.update_baselines:
@@ -396,4 +485,8 @@ def resolve(get: Callable[[Option], str], rootdir: Path) -> Settings:
             f"--inject-slowdown: {settings.inject_slowdown:g} with --update-baselines would accept a deliberately "
             "slowed run as the baseline; use one or the other"
         )
-    return settings
+
+
+def field_names() -> set[str]:
+    """The Settings fields (tests check that each comes from exactly one option or is derived)."""
+    return {f.name for f in fields(Settings)}

@@ -91,3 +91,18 @@ def test_npu_defaults_and_qnn_model_none(tmp_path: Path) -> None:
     assert (s.provider, s.htp_perf_mode, s.qnn_model, s.qnn_runs) == ("cpu", "burst", "models/qnn-block/model.onnx", 5)
     assert settings(tmp_path, qnn_model="none").qnn_model == ""
     assert settings(tmp_path, ep="QNN").provider == "qnn"
+
+
+def test_each_setting_is_declared_once_by_one_option() -> None:
+    """A Settings field is filled by exactly one OPTIONS row (or derived from them)."""
+    from npuperf.settings import DERIVED, field_names
+
+    names = [opt.name for opt in OPTIONS]
+    assert len(names) == len(set(names))
+    assert set(names) | set(DERIVED) == field_names()
+
+
+def test_a_default_parses_to_the_declared_kind(tmp_path: Path) -> None:
+    s = settings(tmp_path)
+    assert (s.fail_inconclusive, s.http_stream, s.baselines_dir, s.qnn_cache_dir) == (False, True, "baselines", "")
+    assert settings(tmp_path, baselines_dir=" ").baselines_dir == "baselines"
