@@ -44,9 +44,13 @@ class CaseSpec:
     team_prompt: str | None = None
 
     @property
+    def prompt_key(self) -> str:
+        """The prompt's part of the id (as ``Prompt.key`` names the prompt once it is made)."""
+        return self.team_prompt if self.team_prompt is not None else corpus_key(self.prompt_tokens or 0)
+
+    @property
     def id(self) -> str:
-        key = self.team_prompt if self.team_prompt is not None else corpus_key(self.prompt_tokens or 0)
-        return case_id(self.new_tokens, key)
+        return case_id(self.new_tokens, self.prompt_key)
 
 
 def case_specs(

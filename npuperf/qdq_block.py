@@ -47,6 +47,8 @@ class BlockRecipe:
         return self.hidden // self.heads
 
 
+# Over 60 lines on purpose: one decoder layer's graph reads best top to bottom, node by node,
+# and its node order is part of the byte-identical rebuild (tests/test_synth.py).
 def float_block(recipe: BlockRecipe, unsupported: str | None = None) -> Any:
     """The float ONNX graph of one decoder block (an ``onnx.ModelProto``)."""
     import numpy as np

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from npuperf.stats import OnlineHolm, Summary, median_of_ratios, ratio_of_medians
+from npuperf.stats import OnlineHolm, RatioTest, Summary, median_of_ratios, ratio_of_medians
 
 
 class Outcome(enum.Enum):
@@ -156,48 +156,19 @@ def compare(
         raise ValueError(f"min_delta_ms must be >= 0, got {min_delta_ms}")
     word = METRIC_WORDS.get(metric, metric)
     cur = Summary.of(current)
-    name = f"{word} vs baseline"
     if not baseline:
-        return Regression(
-            name=name,
-            outcome=Outcome.NO_BASELINE,
-            value=cur.median,
-            limit=0.0,
-            message=f"{case}: no baseline for {word}; median {cur.median:.2f} ms not compared",
-            metric=metric,
-            current_median=cur.median,
-            tolerance=tolerance,
-        )
+        return _not_compared(case, metric, cur.median, tolerance)
     base = Summary.of(baseline)
     if base.median == 0:
         raise ValueError(f"{case}: baseline {word} has a zero median; it cannot be compared")
     threshold = materiality(tolerance, noise_floor, noise_k)
     test = ratio_of_medians(current, baseline, 1 + threshold, confidence=confidence, seed=_seed(case, metric))
-    delta = cur.median - base.median
     why = f"{threshold * 100:.3g}% threshold"
     if noise_floor is not None and threshold > tolerance:
         why += f" ({noise_k:g} x noise floor {noise_floor * 100:.2g}%)"
-    head = (
-        f"{case}: median {word} {cur.median:.2f} ms vs baseline {base.median:.2f} ms "
-        f"({(test.ratio - 1) * 100:+.1f}%, {confidence:.0%} CI {(test.ci_low - 1) * 100:+.1f}.."
-        f"{(test.ci_high - 1) * 100:+.1f}%)"
-    )
-    if test.ratio <= 1 + threshold:
-        outcome, tail = Outcome.OK, f"within the {why}: OK"
-    elif delta * contribution <= min_delta_ms:
-        added = f"+{delta * contribution:.2f} ms" + (f" ({contribution:g} tokens)" if contribution != 1 else "")
-        outcome, tail = (
-            Outcome.OK,
-            f"above the {why} but {added} per request is within the {min_delta_ms:.4g} ms floor: OK",
-        )
-    elif cur.n < MIN_SAMPLES or base.n < MIN_SAMPLES:
-        outcome, tail = (
-            Outcome.INCONCLUSIVE,
-            (f"above the {why}, but {min(cur.n, base.n)} sample(s) cannot show it (need {MIN_SAMPLES}): INCONCLUSIVE"),
-        )
-    else:
-        outcome, tail = Outcome.INCONCLUSIVE, f"above the {why}"
-    candidate = outcome is Outcome.INCONCLUSIVE and cur.n >= MIN_SAMPLES and base.n >= MIN_SAMPLES
+    head = _head(case, word, cur.median, base.median, test, confidence)
+    added_ms = (cur.median - base.median) * contribution
+    outcome, tail = _judgement(test.ratio, 1 + threshold, why, added_ms, contribution, min_delta_ms, cur.n, base.n)
     return Regression(
         outcome=outcome,
         value=cur.median,
@@ -211,12 +182,62 @@ def compare(
         p_value=test.p_value,
         threshold=threshold,
         noise_floor=noise_floor,
-        candidate=candidate,
-        name=name,
+        candidate=outcome is Outcome.INCONCLUSIVE and min(cur.n, base.n) >= MIN_SAMPLES,
+        name=f"{word} vs baseline",
         metric=metric,
         current_median=cur.median,
         tolerance=tolerance,
     )
+
+
+def _not_compared(case: str, metric: str, current_median: float, tolerance: float) -> Regression:
+    word = METRIC_WORDS.get(metric, metric)
+    return Regression(
+        name=f"{word} vs baseline",
+        outcome=Outcome.NO_BASELINE,
+        value=current_median,
+        limit=0.0,
+        message=f"{case}: no baseline for {word}; median {current_median:.2f} ms not compared",
+        metric=metric,
+        current_median=current_median,
+        tolerance=tolerance,
+    )
+
+
+def _head(case: str, word: str, current: float, baseline: float, test: RatioTest, confidence: float) -> str:
+    """The start of a comparison's message, e.g.
+    ``32 tokens / 64-token prompt: median latency 8.51 ms vs baseline 6.98 ms (+22.0%, 95% CI +10.3..+28.0%)``"""
+    return (
+        f"{case}: median {word} {current:.2f} ms vs baseline {baseline:.2f} ms "
+        f"({(test.ratio - 1) * 100:+.1f}%, {confidence:.0%} CI {(test.ci_low - 1) * 100:+.1f}.."
+        f"{(test.ci_high - 1) * 100:+.1f}%)"
+    )
+
+
+def _judgement(
+    ratio: float,
+    line: float,
+    why: str,
+    added_ms: float,
+    contribution: float,
+    min_delta_ms: float,
+    n_current: int,
+    n_baseline: int,
+) -> tuple[Outcome, str]:
+    """OK (under the line, or under the absolute floor), or INCONCLUSIVE with the reason;
+    a comparison with enough samples is then a candidate that ``decide`` settles."""
+    if ratio <= line:
+        return Outcome.OK, f"within the {why}: OK"
+    if added_ms <= min_delta_ms:
+        added = f"+{added_ms:.2f} ms" + (f" ({contribution:g} tokens)" if contribution != 1 else "")
+        return Outcome.OK, f"above the {why} but {added} per request is within the {min_delta_ms:.4g} ms floor: OK"
+    if n_current < MIN_SAMPLES or n_baseline < MIN_SAMPLES:
+        fewest = min(n_current, n_baseline)
+        return (
+            Outcome.INCONCLUSIVE,
+            f"above the {why}, but {fewest} sample(s) cannot show it (need {MIN_SAMPLES}): INCONCLUSIVE",
+        )
+    return Outcome.INCONCLUSIVE, f"above the {why}"
 
 
 def decide(reg: Regression, significant: bool) -> Regression:
@@ -291,48 +312,58 @@ def evaluate_case(
         latency_budget(case, latency.median, budget_ms),
         circuit_breaker(case, latency.max, breaker_ms),
     ]
-    # TTFT and TPOT are parts of the request: a change in one is material only if it adds
-    # more to a request than the tolerance of the baseline's latency (and the absolute floor).
+    floors = _floors(baseline, tolerance, min_delta_ms, new_tokens)
+    compared = [
+        compare(
+            case,
+            metric,
+            samples,
+            (baseline or {}).get(metric),
+            tolerance=tolerance,
+            noise_floor=(noise or {}).get(metric),
+            noise_k=noise_k,
+            min_delta_ms=floors[metric][0],
+            contribution=floors[metric][1],
+        )
+        for metric in ("latency_ms", "ttft_ms", "tpot_ms")
+        if (samples := current.get(metric) or ())
+    ]
+    p_values = [r.p_value if r.candidate else 1.0 for r in compared]
+    significant = family.decide(p_values) if family is not None else [p <= alpha for p in p_values]
+    for reg, sig in zip(compared, significant, strict=True):
+        checks.append(_policy(decide(reg, sig), require_baseline, enforce_regression))
+    return CaseVerdict(checks=tuple(checks))
+
+
+def _floors(
+    baseline: Mapping[str, Sequence[float]] | None, tolerance: float, min_delta_ms: float, new_tokens: int
+) -> dict[str, tuple[float, float]]:
+    """Per metric: (the absolute floor in ms a regression must add to a request, the metric's share of it).
+
+    TTFT and TPOT are parts of the request: a change in one is material only if it adds
+    more to a request than the tolerance of the baseline's latency (and the absolute floor).
+    """
     base_latency = Summary.of(baseline["latency_ms"]).median if baseline and baseline.get("latency_ms") else 0.0
     part_floor = max(min_delta_ms, tolerance * base_latency)
-    floors = {
+    return {
         "latency_ms": (min_delta_ms, 1.0),
         "ttft_ms": (part_floor, 1.0),
         "tpot_ms": (part_floor, max(new_tokens - 1, 1)),
     }
-    compared = []
-    for metric in ("latency_ms", "ttft_ms", "tpot_ms"):
-        samples = current.get(metric) or ()
-        if not samples:
-            continue
-        floor, contribution = floors[metric]
-        compared.append(
-            compare(
-                case,
-                metric,
-                samples,
-                (baseline or {}).get(metric),
-                tolerance=tolerance,
-                noise_floor=(noise or {}).get(metric),
-                noise_k=noise_k,
-                min_delta_ms=floor,
-                contribution=contribution,
-            )
+
+
+def _policy(reg: Regression, require_baseline: bool, enforce_regression: bool) -> Regression:
+    """A missing baseline fails with --require-baseline; a regression is reported, not enforced,
+    while new baselines are being accepted."""
+    if reg.outcome is Outcome.NO_BASELINE and require_baseline:
+        return replace(
+            reg, outcome=Outcome.FAILED, message=reg.message + " and a baseline is required (--require-baseline)"
         )
-    p_values = [r.p_value if r.candidate else 1.0 for r in compared]
-    significant = family.decide(p_values) if family is not None else [p <= alpha for p in p_values]
-    for reg, sig in zip(compared, significant, strict=True):
-        reg = decide(reg, sig)
-        if reg.outcome is Outcome.NO_BASELINE and require_baseline:
-            reg = replace(
-                reg, outcome=Outcome.FAILED, message=reg.message + " and a baseline is required (--require-baseline)"
-            )
-        elif reg.outcome is Outcome.FAILED and not enforce_regression:
-            reg = replace(
-                reg, outcome=Outcome.INCONCLUSIVE, message=reg.message + " (not enforced: accepting new baselines)"
-            )
-        checks.append(reg)
-    return CaseVerdict(checks=tuple(checks))
+    if reg.outcome is Outcome.FAILED and not enforce_regression:
+        return replace(
+            reg, outcome=Outcome.INCONCLUSIVE, message=reg.message + " (not enforced: accepting new baselines)"
+        )
+    return reg
 
 
 def confirmed(first: CaseVerdict, reruns: Sequence[CaseVerdict]) -> CaseVerdict:

@@ -1,6 +1,6 @@
 """Session fixtures of the suite: the engine is loaded and warmed once, then shared.
 
-The work is done by npuperf (``PerfSession.warm_engine`` -> ``measure.load_and_warm``);
+The work is done by npuperf's sections (``npuperf_session.latency.warm()`` -> ``measure.load_and_warm``);
 these fixtures give it the names the tests use. Choose the engine and model with
 --engine / --model (or npuperf_engine / npuperf_model in pytest.ini).
 """
@@ -11,32 +11,33 @@ import pytest
 
 from npuperf.baselines import Lookup
 from npuperf.measure import WarmEngine
-from npuperf.plugin import PerfSession, Service
 from npuperf.probes.qnn import QnnReport
+from npuperf.suite.service import Service
+from npuperf.suite.session import PerfSession
 
 
 @pytest.fixture(scope="session")
 def engine(npuperf_session: PerfSession) -> WarmEngine:
     """Loaded once per session: load time recorded, the first call kept as the cold call,
     then --warmup calls before any measured case."""
-    return npuperf_session.warm_engine()
+    return npuperf_session.latency.warm()
 
 
 @pytest.fixture(scope="session")
 def baseline(npuperf_session: PerfSession, engine: WarmEngine) -> Lookup:
     """The accepted baseline for this device x engine x model (or why there is none)."""
-    return npuperf_session.baseline(engine)
+    return npuperf_session.latency.baseline(engine)
 
 
 @pytest.fixture(scope="session")
 def qnn(npuperf_session: PerfSession) -> QnnReport:
     """--qnn-model probed once per session in fresh processes: cold compile, writing the
     compile cache, loading from it; placement, perf mode and timings of each."""
-    return npuperf_session.qnn_report()
+    return npuperf_session.npu.qnn_report()
 
 
 @pytest.fixture(scope="session")
 def service(npuperf_session: PerfSession) -> Service:
     """The backend service: --backend-url, or the reference server started on a free loopback
     port for the session (same engine and model) and stopped at its end."""
-    return npuperf_session.service()
+    return npuperf_session.service.connect()

@@ -41,16 +41,17 @@ from __future__ import annotations
 import pytest
 
 from npuperf.measure import WarmEngine
-from npuperf.plugin import PerfSession, Service
 from npuperf.probes.qnn import QnnReport
+from npuperf.suite.service import Service
+from npuperf.suite.session import PerfSession
 
 
 def test_model_load_within_budget(npuperf_session: PerfSession, engine: WarmEngine) -> None:
-    npuperf_session.check_load(engine)
+    npuperf_session.latency.check_load(engine)
 
 
 def test_cold_first_call_under_breaker(npuperf_session: PerfSession, engine: WarmEngine) -> None:
-    npuperf_session.check_cold_call(engine)
+    npuperf_session.latency.check_cold_call(engine)
 
 
 # ----- NPU: ONNX Runtime + onnxruntime-qnn (HTP simulator on x86_64) -----------------------
@@ -58,27 +59,27 @@ def test_cold_first_call_under_breaker(npuperf_session: PerfSession, engine: War
 
 @pytest.mark.npu
 def test_qnn_runs_on_npu(npuperf_session: PerfSession, qnn: QnnReport) -> None:
-    npuperf_session.check_qnn_placement(qnn)
+    npuperf_session.npu.check_qnn_placement(qnn)
 
 
 @pytest.mark.npu
 def test_qnn_perf_mode_is_burst(npuperf_session: PerfSession, qnn: QnnReport) -> None:
-    npuperf_session.check_qnn_perf_mode(qnn)
+    npuperf_session.npu.check_qnn_perf_mode(qnn)
 
 
 @pytest.mark.npu
 def test_qnn_compile_cache_effective(npuperf_session: PerfSession, qnn: QnnReport) -> None:
-    npuperf_session.check_qnn_compile_cache(qnn)
+    npuperf_session.npu.check_qnn_compile_cache(qnn)
 
 
 @pytest.mark.npu
 def test_qnn_load_within_budget(npuperf_session: PerfSession, qnn: QnnReport) -> None:
-    npuperf_session.check_qnn_load(qnn)
+    npuperf_session.npu.check_qnn_load(qnn)
 
 
 @pytest.mark.npu
 def test_qnn_cold_first_run_vs_warm(npuperf_session: PerfSession, qnn: QnnReport) -> None:
-    npuperf_session.check_qnn_cold_call(qnn)
+    npuperf_session.npu.check_qnn_cold_call(qnn)
 
 
 # ----- NPU: Qualcomm Genie (qai-appbuilder; with --engine genie) ---------------------------
@@ -86,12 +87,12 @@ def test_qnn_cold_first_run_vs_warm(npuperf_session: PerfSession, qnn: QnnReport
 
 @pytest.mark.npu
 def test_genie_runs_on_npu(npuperf_session: PerfSession) -> None:
-    npuperf_session.check_genie_backend()
+    npuperf_session.npu.check_genie_backend()
 
 
 @pytest.mark.npu
 def test_genie_perf_profile_is_burst(npuperf_session: PerfSession) -> None:
-    npuperf_session.check_genie_perf_profile()
+    npuperf_session.npu.check_genie_perf_profile()
 
 
 # ----- the backend service over HTTP -------------------------------------------------------
@@ -99,34 +100,34 @@ def test_genie_perf_profile_is_burst(npuperf_session: PerfSession) -> None:
 
 @pytest.mark.service
 def test_service_health(npuperf_session: PerfSession, service: Service) -> None:
-    npuperf_session.check_service_health(service)
+    npuperf_session.service.check_health(service)
 
 
 @pytest.mark.service
 def test_http_latency(npuperf_session: PerfSession, service: Service, npuperf_http_budget: int) -> None:
-    npuperf_session.check_http_case(service, npuperf_http_budget)
+    npuperf_session.service.check_http_case(service, npuperf_http_budget)
 
 
 @pytest.mark.service
 def test_benchmark_endpoint_agrees_with_client(npuperf_session: PerfSession, service: Service) -> None:
-    npuperf_session.check_benchmark_agreement(service)
+    npuperf_session.service.check_benchmark_agreement(service)
 
 
 @pytest.mark.service
 def test_bad_inputs_get_4xx_and_service_keeps_serving(npuperf_session: PerfSession, service: Service) -> None:
-    npuperf_session.check_bad_inputs(service)
+    npuperf_session.service.check_bad_inputs(service)
 
 
 @pytest.mark.service
 def test_concurrent_clients_lose_nothing(npuperf_session: PerfSession, service: Service) -> None:
-    npuperf_session.check_concurrency(service)
+    npuperf_session.service.check_concurrency(service)
 
 
 @pytest.mark.service
 def test_http_overhead(npuperf_session: PerfSession, service: Service) -> None:
-    npuperf_session.check_http_overhead(service)
+    npuperf_session.service.check_http_overhead(service)
 
 
 @pytest.mark.service
 def test_seed_request_byte_for_byte(npuperf_session: PerfSession, service: Service) -> None:
-    npuperf_session.check_seed_request(service)
+    npuperf_session.service.check_seed_request(service)

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from npuperf.baselines import Lookup
-from npuperf.measure import WarmEngine
-from npuperf.plugin import CaseSpec, PerfSession
+from npuperf.measure import CaseSpec, WarmEngine
+from npuperf.suite.session import PerfSession
 
 
 def test_latency(
@@ -29,9 +29,9 @@ def test_latency(
     benchmark: Any,
     request: pytest.FixtureRequest,
 ) -> None:
-    case = npuperf_session.case(engine, npuperf_case)
-    result = npuperf_session.measure(engine, case, benchmark)
-    npuperf_session.verify(engine, result, baseline, request.node)
+    case = npuperf_session.latency.case(engine, npuperf_case)
+    result = npuperf_session.latency.measure(engine, case, benchmark)
+    npuperf_session.latency.verify(engine, result, baseline, request.node)
 
 
 def test_grid_latency_vs_baseline(npuperf_session: PerfSession, engine: WarmEngine, baseline: Lookup) -> None:
@@ -39,4 +39,4 @@ def test_grid_latency_vs_baseline(npuperf_session: PerfSession, engine: WarmEngi
 
     Catches small slowdowns that hit every case, below what one case can show.
     """
-    npuperf_session.check_grid(engine, baseline)
+    npuperf_session.latency.check_grid(engine, baseline)

@@ -5,7 +5,7 @@ from html.parser import HTMLParser
 from npuperf.engines.base import Generation
 from npuperf.measure import Case, CaseResult
 from npuperf.prompts import Prompt
-from npuperf.report import CaseRecord, row_values
+from npuperf.report import CaseRecord, Line, row_values
 from npuperf.report import html as html_report
 from npuperf.report.terminal import case_table
 from npuperf.verdict import evaluate_case
@@ -71,10 +71,13 @@ class _Tags(HTMLParser):
 
 
 def test_summary_chart_has_a_bar_per_case_and_escapes_notes() -> None:
-    html = html_report.summary([record(), record(name="b", latency=20.0, baseline=[19.0, 19.0])], ["<b>note</b>"])
+    lines = [Line("<b>note</b>"), Line("tokens  <i>ms</i>", table=True), Line("     8  5.44", table=True)]
+    html = html_report.summary([record(), record(name="b", latency=20.0, baseline=[19.0, 19.0])], lines)
     parser = _Tags()
     parser.feed(html)
     assert parser.tags.count("rect") == 2
+    assert parser.tags.count("pre") == 1  # the two table lines stay one block, columns kept
+    assert "tokens  &lt;i&gt;ms&lt;/i&gt;\n     8  5.44" in html
     assert "&lt;b&gt;note&lt;/b&gt;" in html
     assert "stroke-dasharray" in html  # the baseline tick of the second case
 

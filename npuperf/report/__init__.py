@@ -54,3 +54,16 @@ def row_values(record: CaseRecord) -> dict[str, str]:
         "delta": baseline_delta(record),
         "verdict": record.verdict.outcome.value,
     }
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of the run's summary: the terminal writes it, the HTML report shows it.
+
+    ``warn`` lines stand out (yellow in the terminal); ``table`` lines are columns that
+    must keep their spacing (a <pre> block in HTML).
+    """
+
+    text: str
+    warn: bool = False
+    table: bool = False

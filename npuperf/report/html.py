@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import jinja2
 import markupsafe
 
-from npuperf.report import CaseRecord, row_values
+from npuperf.report import CaseRecord, Line, row_values
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("npuperf.report", "templates"),
@@ -95,7 +95,26 @@ def chart(records: Sequence[CaseRecord], height: float = 220.0, bar: float = 26.
     return _ENV.get_template("chart.svg.j2").render(bars=bars, width=width, height=height, top=top, off_scale=off_scale)
 
 
-def summary(records: Sequence[CaseRecord], notes: Sequence[str]) -> str:
-    """The block above the results table: notes, the chart and a legend."""
+@dataclass(frozen=True)
+class Block:
+    """Consecutive summary lines of one kind: a table (kept as columns) or plain lines."""
+
+    table: bool
+    lines: tuple[Line, ...]
+
+
+def blocks(lines: Sequence[Line]) -> list[Block]:
+    """Group the summary so that each run of table lines becomes one block."""
+    out: list[Block] = []
+    for line in lines:
+        if out and out[-1].table == line.table:
+            out[-1] = Block(line.table, (*out[-1].lines, line))
+        else:
+            out.append(Block(line.table, (line,)))
+    return out
+
+
+def summary(records: Sequence[CaseRecord], lines: Sequence[Line]) -> str:
+    """The block above the results table: the run's summary (as in the terminal), the chart and a legend."""
     svg = markupsafe.Markup(chart(records))  # rendered by an autoescaping template above
-    return _ENV.get_template("summary.html.j2").render(chart=svg, notes=notes, count=len(records))
+    return _ENV.get_template("summary.html.j2").render(chart=svg, blocks=blocks(lines), count=len(records))

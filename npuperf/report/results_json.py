@@ -8,6 +8,7 @@ from dataclasses import asdict
 from typing import Any
 
 from npuperf.engines.base import Generation
+from npuperf.probes import qnn
 from npuperf.report import CaseRecord
 from npuperf.verdict import Check
 
@@ -88,3 +89,37 @@ def document(
 
 def generation_entry(gen: Generation) -> dict[str, Any]:
     return _generation(gen)
+
+
+def qnn_entry(report: qnn.QnnReport) -> dict[str, Any]:
+    """The QNN probes (cold, context write, cached load) as the results JSON holds them."""
+
+    def probe(p: qnn.Probe) -> dict[str, Any]:
+        return {
+            "model": p.model,
+            "simulated": p.simulated,
+            "device_type": p.device_type,
+            "clock": p.clock,
+            "session_s": p.session_s,
+            "run_ms": list(p.run_ms),
+            "requested_perf_mode": p.requested_perf_mode,
+            "applied_perf_mode": p.applied_perf_mode,
+            "provider_options": dict(p.provider_options),
+            "node_share": p.placement.node_share,
+            "time_share": p.placement.time_share,
+            "kernel_us": dict(p.placement.kernel_us),
+            "fallback": [asdict(n) for n in p.placement.fallback],
+            "uses_context": p.uses_context,
+            "versions": dict(p.versions),
+        }
+
+    c = report.cache
+    return {
+        "model": report.model,
+        "cold": probe(c.cold),
+        "context_write": probe(c.generate),
+        "cached": probe(c.cached),
+        "context_model": c.context_model,
+        "context_bytes": c.context_bytes,
+        "speedup": c.speedup,
+    }

@@ -1,0 +1,202 @@
+"""Judging measured cases: budget, breaker and baseline per case (confirmed on re-run), the
+Holm family over the grid, and the whole-grid test."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import replace
+
+import pytest
+
+from npuperf import baselines
+from npuperf.engines.base import EngineError
+from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, measure_case
+from npuperf.report import CaseRecord, row_values
+from npuperf.stats import OnlineHolm
+from npuperf.suite.run import Run, attempt, fail, skip
+from npuperf.verdict import CaseVerdict, Outcome, Regression, confirmed, evaluate_case, grid_regression
+
+Judge = Callable[[CaseResult, OnlineHolm | None], CaseVerdict]
+
+
+class NoBaselineWarning(UserWarning):
+    """A case ran without an accepted baseline to compare against."""
+
+
+class Judging:
+    """The verdicts of a run: one record per case, the grid's Holm family, the grid test."""
+
+    def __init__(self, run: Run, cases: int) -> None:
+        self.run = run
+        self.records: list[CaseRecord] = []
+        self.grid: Regression | None = None
+        self._size = cases * len(METRICS)  # every case x metric is one hypothesis
+        self._family: OnlineHolm | None = None
+        self._hypotheses: list[tuple[str, str]] = []
+        self._rejected_online: set[tuple[str, str]] = set()
+
+    def verify(self, warm: WarmEngine, result: CaseResult, lookup: baselines.Lookup, node: pytest.Item) -> CaseRecord:
+        """Decide every check of a case, record it for the reports, fail the test on a failure.
+
+        A case that looks regressed is re-measured (confirm-on-fail: up to --confirm-runs
+        times, the k-th after k x --confirm-pause-s) and fails only if every re-run confirms
+        it, so a slow spell of a shared machine does not fail the run.
+        """
+        s = self.run.settings
+        judge = self._judge(result.case, lookup)
+        verdict = judge(result, self.family())
+        self._hypotheses.extend((result.case.id, r.metric) for r in verdict.regressions)
+        self._rejected_online.update((result.case.id, r.metric) for r in verdict.regressions if r.failed)
+        if any(r.failed for r in verdict.regressions):
+            result, verdict = self._confirm(warm, result, verdict, judge)
+        record = CaseRecord(result=result, verdict=verdict, budget_ms=s.budget_for(result.case.id))
+        self.records.append(record)
+        node.user_properties.append(("npuperf", row_values(record)))
+        no_baseline = lookup.file is None or result.case.id not in lookup.file.cases
+        if no_baseline and not s.require_baseline:
+            warnings.warn(
+                NoBaselineWarning(
+                    f"no accepted baseline in {lookup.path.name}; these cases were not compared "
+                    "(record one with --update-baselines)"
+                ),
+                stacklevel=2,
+            )
+        self.run.notes.extend(case_notes(result))
+        if verdict.failures:
+            fail("\n".join(c.message for c in verdict.failures))
+        if s.fail_inconclusive and verdict.outcome is Outcome.INCONCLUSIVE:
+            inconclusive = [c.message for c in verdict.checks if c.outcome is Outcome.INCONCLUSIVE]
+            fail("\n".join(inconclusive) + "\n(--fail-inconclusive is set)")
+        return record
+
+    def _judge(self, case: Case, lookup: baselines.Lookup) -> Judge:
+        """The verdict function of one case against its baseline entry (checked to be for this case)."""
+        s = self.run.settings
+        base = lookup.file.cases.get(case.id) if lookup.file is not None else None
+        if base is not None and (base.prompt_tokens, base.new_tokens) != (case.prompt.tokens, case.new_tokens):
+            fail(
+                f"{case.label}: baseline entry {case.id} in {self.run.show(lookup.path)} is for "
+                f"{base.new_tokens} tokens / {base.prompt_tokens}-token prompt; re-record with --update-baselines"
+            )
+        file = lookup.file
+        noise = {m: f for m in METRICS if file and (f := file.noise_floor(case.id, m)) is not None}
+
+        def judge(measured: CaseResult, family: OnlineHolm | None) -> CaseVerdict:
+            return evaluate_case(
+                case.label,
+                {m: measured.samples(m) for m in METRICS},
+                budget_ms=s.budget_for(case.id),
+                breaker_ms=s.breaker_ms,
+                baseline=None if base is None else base.samples,
+                tolerance=s.tolerance,
+                noise=noise,
+                noise_k=s.noise_k,
+                min_delta_ms=s.min_regression_ms,
+                family=family,
+                alpha=s.alpha,
+                new_tokens=case.new_tokens,
+                require_baseline=s.require_baseline,
+                enforce_regression=not s.update_baselines,
+            )
+
+        return judge
+
+    def _confirm(
+        self,
+        warm: WarmEngine,
+        result: CaseResult,
+        verdict: CaseVerdict,
+        judge: Judge,
+    ) -> tuple[CaseResult, CaseVerdict]:
+        """Re-measure a case that looks regressed; it stays regressed only if every re-run agrees."""
+        s = self.run.settings
+        case = result.case
+        reruns: list[CaseVerdict] = []
+        for attempt_no in range(1, s.confirm_runs + 1):
+            time.sleep(s.confirm_pause_s * attempt_no)  # 1 s, then 2 s: outlast a slow spell
+            result = attempt(
+                lambda: measure_case(warm.engine, case, s.repetitions),
+                (EngineError,),
+                lambda exc: f"{case.label}: re-run to confirm a regression failed: {exc}",
+            )
+            # each re-run re-tests hypotheses Holm already rejected, at alpha on its own
+            reruns.append(judge(result, None))
+            if not any(r.failed for r in reruns[-1].regressions):
+                break
+        return result, confirmed(verdict, reruns)
+
+    # ----- the whole grid ------------------------------------------------------------------
+    def check_grid(self, warm: WarmEngine, lookup: baselines.Lookup) -> Regression:
+        """Is the whole grid slower than its baseline? Confirmed by one re-measurement of every case."""
+        s = self.run.settings
+        file = lookup.file
+        if file is None:
+            skip("no accepted baseline: the grid cannot be compared")
+        measured = [r for r in self.records if r.case_id in file.cases]
+        if not measured:
+            skip("no case of this run has a baseline entry")
+        floor = file.grid_noise("latency_ms")
+
+        def judge(results: list[CaseResult]) -> Regression:
+            pairs = [(r.samples("latency_ms"), file.cases[r.case.id].samples["latency_ms"]) for r in results]
+            return grid_regression(
+                pairs, tolerance=s.grid_tolerance, noise_floor=floor, noise_k=s.noise_k, alpha=s.alpha
+            )
+
+        grid = judge([r.result for r in measured])
+        if grid.failed and s.confirm_runs:
+            time.sleep(s.confirm_pause_s)
+            self.run.progress(f"grid looks regressed; re-measuring {len(measured)} case(s) to confirm")
+            again = judge([measure_case(warm.engine, r.result.case, s.repetitions) for r in measured])
+            note = (
+                f" (confirmed on re-run; first run {(grid.ratio - 1) * 100:+.1f}%)"
+                if again.failed
+                else f"; first run looked regressed ({(grid.ratio - 1) * 100:+.1f}%), not confirmed on re-run"
+            )
+            grid = replace(again, message=again.message + note)
+        if grid.failed and s.update_baselines:
+            grid = replace(
+                grid, outcome=Outcome.INCONCLUSIVE, message=grid.message + " (not enforced: accepting new baselines)"
+            )
+        self.grid = grid
+        if grid.failed:
+            fail(grid.message)
+        if s.fail_inconclusive and grid.outcome is Outcome.INCONCLUSIVE:
+            fail(grid.message + "\n(--fail-inconclusive is set)")
+        return grid
+
+    def family(self) -> OnlineHolm:
+        """The regression hypotheses of the whole grid: every case x metric, under Holm."""
+        if self._family is None:
+            self._family = OnlineHolm(self._size, self.run.settings.alpha)
+        return self._family
+
+    def late_rejections(self) -> list[tuple[str, str]]:
+        """Hypotheses full-grid Holm rejects that the online decision (made per case) did not."""
+        if self._family is None:
+            return []
+        final = self._family.final()
+        return [h for h, rej in zip(self._hypotheses, final, strict=False) if rej and h not in self._rejected_online]
+
+
+def case_notes(result: CaseResult) -> list[str]:
+    """What the summary should say about how a case ran: early stops, overshoot, timing sources."""
+    case_id, notes = result.case.id, []
+    if result.stopped_early:
+        notes.append(f"{case_id}: {result.stopped_early} repetition(s) stopped before the budget")
+    if result.over_budget:
+        notes.append(
+            f"{case_id}: {result.over_budget} repetition(s) generated more tokens than the budget "
+            f"(up to {result.tokens_generated[1]}; the runtime stops asynchronously); per-token figures use "
+            "the real count"
+        )
+    reported = result.device_medians()
+    if "client_first_text_ms" in reported and "device_ttft_ms" in reported:
+        notes.append(
+            f"{case_id}: TTFT {reported['device_ttft_ms']:.1f} ms from the runtime's profile (device clock); "
+            f"first text seen by the client at {reported['client_first_text_ms']:.1f} ms (polled callback, "
+            "coarse); latency from the client clock"
+        )
+    return notes

@@ -1,0 +1,238 @@
+"""The latency section: the warm engine, prompts, baseline lookup, measure, verify, the grid
+test, and the engine's load and cold call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from npuperf import baselines, device
+from npuperf.engines.base import Engine, EngineError, EngineOptions, EngineUnavailable, create_engine
+from npuperf.engines.faults import SlowedEngine
+from npuperf.measure import Case, CaseResult, CaseSpec, WarmEngine, case_specs, load_and_warm, measure_case
+from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
+from npuperf.report import CaseRecord
+from npuperf.suite.judging import Judging
+from npuperf.suite.run import Memo, Run, attempt
+from npuperf.verdict import (
+    Check,
+    Regression,
+    circuit_breaker,
+    load_budget,
+)
+
+
+def benchmark_runner(benchmark: Any) -> Callable[[Callable[[], None], int], None]:
+    """Adapt pytest-benchmark's pedantic mode to measure.Runner (one call per round)."""
+
+    def run(fn: Callable[[], None], rounds: int) -> None:
+        benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+
+    return run
+
+
+class LatencySection:
+    """Measures the grid on the engine under test and judges every case."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.judging = Judging(run, cases=len(self.specs))
+        self._warm: Memo[WarmEngine] = Memo()
+        self._lookup: Memo[baselines.Lookup] = Memo()
+        self._key: baselines.BaselineKey | None = None
+        self._prompts: dict[str, Prompt] = {}
+
+    @property
+    def specs(self) -> list[CaseSpec]:
+        s = self.run.settings
+        return case_specs(s.token_budgets, s.prompt_lengths, s.team_prompts)
+
+    @property
+    def records(self) -> list[CaseRecord]:
+        """Every case judged so far, in order."""
+        return self.judging.records
+
+    @property
+    def grid(self) -> Regression | None:
+        return self.judging.grid
+
+    @property
+    def warm_engine(self) -> WarmEngine | None:
+        """The loaded engine, if loading was asked for and succeeded."""
+        return self._warm.value
+
+    @property
+    def lookup(self) -> baselines.Lookup | None:
+        return self._lookup.value
+
+    @property
+    def key(self) -> baselines.BaselineKey | None:
+        return self._key
+
+    # ----- engine ------------------------------------------------------------------------
+    def _make_engine(self) -> Engine:
+        s = self.run.settings
+        model = str(self.run.path(s.model)) if s.model else ""
+        extra = {
+            "htp_perf_mode": s.htp_perf_mode,
+            "backend_url": s.backend_url,
+            "http_stream": "true" if s.http_stream else "false",
+            "http_timeout_s": str(s.http_timeout_s),
+            "http_tokenizer": str(self.run.http_tokenizer()),
+        }
+        engine = create_engine(s.engine, EngineOptions(model=model, provider=s.provider, extra=extra))
+        return SlowedEngine(engine, s.inject_slowdown) if s.inject_slowdown else engine
+
+    def prompt(self, engine: Engine, spec: CaseSpec) -> Prompt:
+        """The case's prompt under the engine's tokenizer (made once per shape)."""
+        key = spec.prompt_key
+        if key not in self._prompts:
+            if spec.team_prompt is not None:
+                self._prompts[key] = team_prompt(engine.tokenizer, spec.team_prompt)
+            else:
+                assert spec.prompt_tokens is not None
+                self._prompts[key] = corpus_prompt(engine.tokenizer, spec.prompt_tokens)
+        return self._prompts[key]
+
+    def warm(self) -> WarmEngine:
+        """Load and warm the engine once per session; later calls get the same engine, skip or failure."""
+        return self._warm.get(self._load_and_warm)
+
+    def _load_and_warm(self) -> WarmEngine:
+        s = self.run.settings
+        shapes = [CaseSpec(min(s.token_budgets), prompt_tokens=p) for p in sorted(s.prompt_lengths)]
+        try:
+            engine = self._make_engine()
+            warm = load_and_warm(
+                engine,
+                lambda e: [self.prompt(e, spec) for spec in shapes],
+                new_tokens=min(s.token_budgets),
+                warmup=s.warmup,
+                progress=self.run.progress,
+            )
+        except EngineUnavailable as exc:
+            raise pytest.skip.Exception(str(exc), _use_item_location=True) from exc
+        except (EngineError, PromptError, OSError, ValueError) as exc:
+            raise pytest.fail.Exception(f"engine {s.engine!r} with model {s.model!r}: {exc}", pytrace=False) from exc
+        self._describe(warm)
+        return warm
+
+    def _describe(self, warm: WarmEngine) -> None:
+        """The environment table of the HTML report (pytest-metadata), once the engine is known."""
+        try:
+            from pytest_metadata.plugin import metadata_key
+        except ImportError:
+            return
+        self.run.config.stash.setdefault(metadata_key, {}).update(self.environment())
+
+    def environment(self) -> dict[str, str]:
+        """Machine, checkout and, once loaded, the engine: what the reports' environment tables show."""
+        env = self.run.environment()
+        warm = self.warm_engine
+        if warm is not None:
+            info = warm.engine.info
+            env.update(
+                {
+                    "Engine": info.engine,
+                    "Provider": info.provider,
+                    "Model": info.model_id,
+                    "Model sha256": info.model_sha256[:16],
+                    "Runtime versions": ", ".join(f"{k} {v}" for k, v in sorted(info.versions.items())),
+                    "Timing source": warm.cold.clock,
+                }
+            )
+            env.update({f"Engine {k}": v for k, v in info.details.items()})
+        if self.run.settings.inject_slowdown:
+            env["Fault injection"] = (
+                f"canary: every call and every token slowed by {self.run.settings.inject_slowdown:.0%} on purpose"
+            )
+        return env
+
+    def close(self) -> None:
+        if self.warm_engine is not None:
+            self.warm_engine.engine.close()
+
+    # ----- baselines ---------------------------------------------------------------------
+    def baseline(self, warm: WarmEngine) -> baselines.Lookup:
+        """The accepted baseline file for this device, engine and model (looked up once)."""
+        return self._lookup.get(lambda: self._find_baseline(warm))
+
+    def _find_baseline(self, warm: WarmEngine) -> baselines.Lookup:
+        info = warm.engine.info
+        self._key = baselines.BaselineKey(
+            device=device.fingerprint(),
+            engine=info.engine,
+            provider=info.provider,
+            versions=dict(info.versions),
+            model_id=info.model_id,
+            model_sha256=info.model_sha256,
+        )
+        key = self._key
+        lookup = attempt(
+            lambda: baselines.find(self.run.path(self.run.settings.baselines_dir), key),
+            (baselines.BaselineError,),
+            lambda exc: f"baseline: {exc}",
+        )
+        found, shown = lookup.file, self.run.show(lookup.path)
+        if found is not None and found.schema != baselines.SCHEMA:
+            self.run.notes.append(
+                f"{shown} is {found.schema}: no noise floor, so thresholds are the "
+                "tolerance alone; re-record with --update-baselines to add one"
+            )
+        if found is None:
+            self.run.notes.append(f"no accepted baseline at {shown}")
+            self.run.notes.extend(f"  near miss: {m}" for m in lookup.near_misses)
+        return lookup
+
+    # ----- cases -------------------------------------------------------------------------
+    def case(self, warm: WarmEngine, spec: CaseSpec) -> Case:
+        return attempt(
+            lambda: Case(new_tokens=spec.new_tokens, prompt=self.prompt(warm.engine, spec)),
+            (PromptError,),
+            lambda exc: f"case {spec.id}: {exc}",
+        )
+
+    def measure(self, warm: WarmEngine, case: Case, benchmark: Any) -> CaseResult:
+        """R repetitions through pytest-benchmark's pedantic mode; every Generation kept."""
+        benchmark.group = f"{case.new_tokens} new tokens"
+        result = attempt(
+            lambda: measure_case(warm.engine, case, self.run.settings.repetitions, benchmark_runner(benchmark)),
+            (EngineError,),
+            lambda exc: f"{case.label}: {exc}",
+        )
+        benchmark.extra_info.update(
+            {
+                "npuperf_case": case.id,
+                "median_latency_ms": result.latency.median,
+                "median_ttft_ms": result.ttft.median,
+                "median_tpot_ms": None if result.tpot is None else result.tpot.median,
+            }
+        )
+        return result
+
+    def verify(self, warm: WarmEngine, result: CaseResult, lookup: baselines.Lookup, node: pytest.Item) -> CaseRecord:
+        """Judge a measured case against its budget, the breaker and the baseline (see Judging.verify)."""
+        return self.judging.verify(warm, result, lookup, node)
+
+    def check_grid(self, warm: WarmEngine, lookup: baselines.Lookup) -> Regression:
+        """Is the whole grid slower than its baseline? (see Judging.check_grid)"""
+        return self.judging.check_grid(warm, lookup)
+
+    # ----- load and the cold call ---------------------------------------------------------
+    def check_load(self, warm: WarmEngine) -> Check:
+        return self.run.enforce(load_budget(warm.load_s, self.run.settings.load_budget_s))
+
+    def check_cold_call(self, warm: WarmEngine) -> Check:
+        cold = warm.cold
+        label = f"cold first call ({cold.requested_new_tokens} tokens / {cold.prompt_tokens}-token prompt)"
+        check = circuit_breaker(label, cold.latency_ms, self.run.settings.breaker_ms)
+        warm_ms = warm.warm_latency_ms
+        if warm_ms:
+            check = replace(
+                check,
+                message=f"{check.message}; warm median {warm_ms:.1f} ms (cold is x{cold.latency_ms / warm_ms:.1f})",
+            )
+        return self.run.enforce(check)

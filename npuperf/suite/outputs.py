@@ -1,0 +1,176 @@
+"""What a run leaves behind: the results JSON, the recorded baselines, and the one summary
+that the terminal and the HTML report both show."""
+
+from __future__ import annotations
+
+import datetime
+import math
+from dataclasses import asdict
+from typing import Any
+
+import pytest
+
+from npuperf import atomic, baselines
+from npuperf.measure import METRICS, measure_case
+from npuperf.report import Line, results_json, terminal
+from npuperf.stats import upper_median
+from npuperf.suite.latency import LatencySection
+from npuperf.suite.npu import NpuSection
+from npuperf.suite.run import Run, git_commit
+from npuperf.suite.service import ServiceSection
+from npuperf.verdict import Check
+
+
+def drift(first: tuple[float, ...], second: tuple[float, ...]) -> float:
+    """ln(m1 / m2) of two passes over the same code, m the upper median: signed, about a fraction."""
+    a, b = upper_median(first), upper_median(second)
+    return math.log(a / b) if a > 0 and b > 0 else 0.0
+
+
+class Outputs:
+    """Builds the summary and writes the files at the end of the session (never on xdist workers)."""
+
+    def __init__(self, run: Run, latency: LatencySection, npu: NpuSection, service: ServiceSection) -> None:
+        self.run = run
+        self.latency = latency
+        self.npu = npu
+        self.service = service
+
+    def _checks(self) -> list[Check]:
+        grid = self.latency.grid
+        return self.run.checks + ([grid] if grid is not None else [])
+
+    @property
+    def anything(self) -> bool:
+        """Did the run measure or check anything worth reporting?"""
+        return bool(self.latency.records or self.run.checks or self.service.http_records)
+
+    # ----- the summary ------------------------------------------------------------------------
+    def summary(self) -> list[Line]:
+        """Every line of the run's summary, in order: engine, checks, cases, what fits, warnings, HTTP, notes."""
+        lines: list[Line] = []
+        warm, records = self.latency.warm_engine, self.latency.records
+        if warm is not None:
+            info = warm.engine.info
+            lines.append(
+                Line(
+                    f"engine {info.engine} ({info.provider}), model {info.model_id} "
+                    f"[{info.model_sha256[:12]}], load {warm.load_s:.2f} s, "
+                    f"cold first call {warm.cold.latency_ms:.1f} ms"
+                )
+            )
+        lines += [Line(f"{c.outcome.value.upper():>12}  {c.message}") for c in self._checks()]
+        if records:
+            lines += [Line(text, table=True) for text in terminal.case_table(records)]
+            lines.append(
+                Line("token budgets that fit the latency budget, from the measured TTFT and TPOT (extrapolated):")
+            )
+            lines += [Line(f"  {text}") for text in terminal.fit_lines(records)]
+        lines += [Line(text, warn=True) for text in terminal.over_tolerance_lines(records)]
+        lines += [
+            Line(
+                f"INCONCLUSIVE  {case_id} {metric}: full-grid Holm would call it regressed; it was judged before "
+                "the grid's other p-values were known; rerun to confirm",
+                warn=True,
+            )
+            for case_id, metric in self.latency.judging.late_rejections()
+        ]
+        lines += [Line(text, table=True) for text in self.service.table()]
+        lines += [Line(note) for note in self.run.notes]
+        return lines
+
+    # ----- the files ----------------------------------------------------------------------------
+    def finish(self, session: pytest.Session) -> None:
+        """Write the results JSON, then (with --update-baselines) the baselines."""
+        s = self.run.settings
+        if self.run.is_worker:
+            return
+        if s.results_json and self.anything:
+            self.write_results()
+        if s.update_baselines and self.latency.records:
+            try:
+                self.write_baselines()
+            except baselines.BaselineError as exc:
+                self.run.notes.append(f"baselines NOT written: {exc}")
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _session_entry(self) -> dict[str, Any]:
+        grid = self.latency.grid
+        entry: dict[str, Any] = {
+            "backend_checks": [results_json.check_entry(c) for c in self.run.checks],
+            "grid": None
+            if grid is None
+            else {
+                "outcome": grid.outcome.value,
+                "ratio": grid.ratio,
+                "ci": [grid.ci_low, grid.ci_high],
+                "p_value": grid.p_value,
+                "threshold": grid.threshold,
+                "message": grid.message,
+            },
+        }
+        if self.npu.probed is not None:
+            entry["qnn"] = results_json.qnn_entry(self.npu.probed)
+        service = self.service.results_entry()
+        if service is not None:
+            entry["service"] = service
+        warm = self.latency.warm_engine
+        if warm is not None:
+            entry.update(
+                load_s=warm.load_s,
+                cold=results_json.generation_entry(warm.cold),
+                warm_latency_ms=warm.warm_latency_ms,
+            )
+        return entry
+
+    def write_results(self) -> None:
+        path = self.run.path(self.run.settings.results_json)
+        atomic.write_text(
+            path,
+            results_json.document(
+                environment=self.latency.environment(),
+                settings=asdict(self.run.settings),
+                session=self._session_entry(),
+                records=self.latency.records,
+                created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            ),
+        )
+        self.run.notes.append(f"results JSON: {self.run.show(path)}")
+
+    def write_baselines(self) -> None:
+        """Record this run's cases as the baselines, with a second pass for the noise floor.
+
+        The second pass measures every case again after the whole grid has run, so the two
+        medians are minutes apart in a short run; their spread is the same-code noise
+        stored with the baseline. Both passes' samples are kept.
+        """
+        lookup, key, warm = self.latency.lookup, self.latency.key, self.latency.warm_engine
+        assert lookup is not None
+        assert key is not None
+        assert warm is not None
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        commit = git_commit(self.run.root)
+        records = self.latency.records
+        self.run.progress(f"noise floor: second pass over {len(records)} case(s) for the baselines")
+        new_cases = {}
+        for rec in records:
+            first = rec.result
+            second = measure_case(warm.engine, first.case, self.run.settings.repetitions)
+            new_cases[rec.case_id] = baselines.CaseBaseline(
+                case_id=rec.case_id,
+                prompt=first.case.prompt.name,
+                prompt_tokens=first.case.prompt.tokens,
+                new_tokens=first.case.new_tokens,
+                sampling=first.case.sampling,
+                samples={m: first.samples(m) + second.samples(m) for m in METRICS},
+                recorded_at=stamp,
+                commit=commit,
+                noise={m: drift(first.samples(m), second.samples(m)) for m in METRICS if first.samples(m)},
+            )
+        current = lookup.file or baselines.BaselineFile(key=key)
+        baselines.save(lookup.path, current.merged(new_cases))
+        kept = len(current.cases.keys() - new_cases.keys())
+        self.run.notes.append(
+            f"baselines written: {len(new_cases)} case(s) to {self.run.show(lookup.path)}"
+            + (f" ({kept} other case(s) kept)" if kept else "")
+        )
