@@ -16,7 +16,7 @@ from npuperf.measure import Case, CaseResult, CaseSpec, WarmEngine, case_specs, 
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
 from npuperf.report import CaseRecord
 from npuperf.suite.judging import Judging
-from npuperf.suite.run import Memo, Run, attempt
+from npuperf.suite.run import Memo, Run, attempt, fail, skip
 from npuperf.verdict import (
     Check,
     Regression,
@@ -114,9 +114,9 @@ class LatencySection:
                 progress=self.run.progress,
             )
         except EngineUnavailable as exc:
-            raise pytest.skip.Exception(str(exc), _use_item_location=True) from exc
+            skip(str(exc))
         except (EngineError, PromptError, OSError, ValueError) as exc:
-            raise pytest.fail.Exception(f"engine {s.engine!r} with model {s.model!r}: {exc}", pytrace=False) from exc
+            fail(f"engine {s.engine!r} with model {s.model!r}: {exc}")
         self._describe(warm)
         return warm
 
