@@ -13,7 +13,7 @@ from functools import cached_property
 
 from npuperf.engines.base import Engine, EngineError, Generation
 from npuperf.prompts import Prompt, corpus_key
-from npuperf.stats import Summary
+from npuperf.stats import Summary, median
 
 # runner(fn, rounds) calls fn ``rounds`` times; pytest-benchmark's pedantic mode is one.
 Runner = Callable[[Callable[[], None], int], None]
@@ -134,9 +134,13 @@ class CaseResult:
         return sum(1 for g in self.generations if not g.complete)
 
     def device_medians(self) -> dict[str, float]:
-        """Median of each figure the runtime reported itself (Generation.device), e.g. Genie's profile."""
+        """Median of each figure the runtime reported itself (Generation.device), e.g. Genie's profile.
+
+        Some are signed (HTTP overhead can be below zero), so this is the plain median, not a
+        latency Summary (which rejects negative samples).
+        """
         keys = sorted({k for g in self.generations for k in g.device})
-        return {k: Summary.of([g.device[k] for g in self.generations if k in g.device]).median for k in keys}
+        return {k: median([g.device[k] for g in self.generations if k in g.device]) for k in keys}
 
     @property
     def over_budget(self) -> int:

@@ -107,3 +107,17 @@ def test_generation_stopping_early_is_counted() -> None:
     result = measure_case(engine, Case(8, corpus_prompt(engine.tokenizer, 8)), repetitions=2)
     assert result.stopped_early == 2
     assert result.tokens_generated == (2, 2)
+
+
+def test_runtime_reported_figures_may_be_negative() -> None:
+    """HTTP overhead = client latency - server latency is below zero when the server's clock
+    runs past the last streamed token (it detokenizes after it): it is reported, not a crash."""
+    prompt = Prompt(name="corpus-8", text="x" * 8, tokens=8)
+    gens = tuple(
+        Generation(8, 2, 0, (1_000_000, 2_000_000), device={"http_overhead_ms": v, "server_latency_ms": 2.5})
+        for v in (-0.87, -0.2, 0.4)
+    )
+    from npuperf.measure import CaseResult
+
+    medians = CaseResult(Case(2, prompt), gens).device_medians()
+    assert medians == {"http_overhead_ms": pytest.approx(-0.2), "server_latency_ms": 2.5}

@@ -92,3 +92,12 @@ def test_fit_lines_use_the_largest_budget_case_per_prompt() -> None:
     (line,) = fit_lines([record(latency=10.0), record(latency=10.0)])
     # TTFT 7 ms, TPOT 1 ms, budget 500 ms -> 1 + floor(493 / 1) = 494
     assert line.strip().startswith("8-token prompt (corpus-8): 494 new tokens would fit 500 ms")
+
+
+def test_http_overhead_check_takes_negative_overheads() -> None:
+    from npuperf.service_checks import overhead
+
+    check = overhead([-0.87, 1.5, 2.0], 20.0, "streamed")
+    assert not check.failed
+    assert "median 1.50 ms" in check.message
+    assert "min -0.87 ms" in check.message
