@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from html import unescape as html_unescape
 from html.parser import HTMLParser
 
 import pytest
@@ -271,6 +272,10 @@ def test_html_report_and_json_results_show_every_case(suite: pytest.Pytester) ->
     blob = re.search(r'data-jsonblob="([^"]*)"', html)
     assert blob is not None
     assert "col-npuperf_median" in blob.group(1)
+    # the environment table names the engine under test, not just the machine
+    environment = json.loads(html_unescape(blob.group(1)))["environment"]
+    assert (environment["Engine"], environment["Model"], environment["Provider"]) == ("fake", "sleepy", "sleep")
+    assert environment["Runtime versions"] == "fake 1"
 
     doc = json.loads((suite.path / "reports" / "results.json").read_text(encoding="utf-8"))
     assert doc["schema"] == "npuperf.results/1"

@@ -126,12 +126,15 @@ class LatencySection:
             from pytest_metadata.plugin import metadata_key
         except ImportError:
             return
-        self.run.config.stash.setdefault(metadata_key, {}).update(self.environment())
+        self.run.config.stash.setdefault(metadata_key, {}).update(self.environment(warm))
 
-    def environment(self) -> dict[str, str]:
-        """Machine, checkout and, once loaded, the engine: what the reports' environment tables show."""
+    def environment(self, warm: WarmEngine | None = None) -> dict[str, str]:
+        """Machine, checkout and, once loaded, the engine: what the reports' environment tables show.
+
+        ``warm`` is the engine being described while the session memo does not hold it yet.
+        """
         env = self.run.environment()
-        warm = self.warm_engine
+        warm = warm or self.warm_engine
         if warm is not None:
             info = warm.engine.info
             env.update(
