@@ -1,10 +1,16 @@
-"""Versioned baseline files: the key, strict loading, merging and atomic saving.
+"""Versioned baseline files: identity, provenance, strict loading, merging and atomic saving.
 
-One file per key (device x engine x provider x runtime versions x model), one entry
-per case, raw samples kept so later comparisons can use any statistic (the summary
-beside them is for reviewers and is recomputed, never trusted, on load). Files are
-JSON with sorted keys and one-line sample arrays so that diffs review like code.
-Comparison lives in verdict.py; this module only reads and writes.
+A file holds the accepted samples of one **identity** - device x engine x provider x model
+name - one entry per case. What a nightly run is there to judge (the model's hash,
+runtime versions, config fingerprints, the commit) is each case's **provenance**: stored
+with it, compared but not matched, so a re-exported model or a runtime upgrade is judged
+against the numbers it replaces, and every verdict says what changed. ``strict`` matching
+(``--baseline-match strict``) also requires the provenance to match, as schema v1/v2 did.
+
+Raw samples are kept so later comparisons can use any statistic (the summary beside them
+is for reviewers and is recomputed, never trusted, on load). Files are JSON with sorted
+keys and one-line sample arrays so that diffs review like code. Comparison lives in
+verdict.py; this module only reads and writes.
 """
 
 from __future__ import annotations
@@ -13,16 +19,21 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from npuperf import atomic
 from npuperf.stats import Summary, median, upper_median
 
-SCHEMA = "npuperf.baseline/2"
-# v1 (no noise floor) still loads; its comparisons fall back to the tolerance alone.
-SUPPORTED_SCHEMAS = ("npuperf.baseline/1", SCHEMA)
+SCHEMA = "npuperf.baseline/3"
+# v1 (no noise floor) and v2 still load: their key splits into identity and provenance.
+LEGACY_SCHEMAS = ("npuperf.baseline/1", "npuperf.baseline/2")
+SUPPORTED_SCHEMAS = (*LEGACY_SCHEMAS, SCHEMA)
+MATCHES = ("identity", "strict")
+# Provenance keys, in the order a change is told: what changed in the model first.
+MODEL_HASH = "model sha256"
+COMMIT = "commit"
 
 
 class BaselineError(Exception):
@@ -30,35 +41,29 @@ class BaselineError(Exception):
 
 
 @dataclass(frozen=True)
-class BaselineKey:
-    """What must be identical for two measurements to be compared."""
+class Identity:
+    """What must be the same for two measurements to be compared at all."""
 
     device: Mapping[str, str]
     engine: str
     provider: str
-    versions: Mapping[str, str]
     model_id: str
-    model_sha256: str
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "device": dict(sorted(self.device.items())),
             "engine": self.engine,
             "provider": self.provider,
-            "versions": dict(sorted(self.versions.items())),
             "model_id": self.model_id,
-            "model_sha256": self.model_sha256,
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> BaselineKey:
+    def from_dict(cls, data: Mapping[str, Any]) -> Identity:
         return cls(
             device={str(k): str(v) for k, v in data["device"].items()},
             engine=str(data["engine"]),
             provider=str(data["provider"]),
-            versions={str(k): str(v) for k, v in data["versions"].items()},
             model_id=str(data["model_id"]),
-            model_sha256=str(data["model_sha256"]),
         )
 
     @property
@@ -72,24 +77,66 @@ class BaselineKey:
         name = re.sub(r"[^a-z0-9_.]+", "-", f"{self.engine}-{self.provider}-{self.model_id}".lower())
         return f"{slug(dict(self.device))}/{name}-{self.digest}.json"
 
-    def differences(self, other: BaselineKey) -> list[str]:
-        """Human-readable fields in which ``other`` differs from this key."""
+    def differences(self, other: Identity) -> list[str]:
+        """Human-readable fields in which ``other`` differs from this identity."""
         mine, theirs = self.as_dict(), other.as_dict()
-        out = []
-        for section in ("device", "versions"):
-            for k in sorted(set(mine[section]) | set(theirs[section])):
-                a, b = theirs[section].get(k, "-"), mine[section].get(k, "-")
-                if a != b:
-                    out.append(f"{section}.{k}: {a} -> {b}")
-        for k in ("engine", "provider", "model_id", "model_sha256"):
-            if mine[k] != theirs[k]:
-                out.append(f"{k}: {theirs[k]} -> {mine[k]}")
+        out = [
+            f"device.{k}: {theirs['device'].get(k, '-')} -> {mine['device'].get(k, '-')}"
+            for k in sorted(set(mine["device"]) | set(theirs["device"]))
+            if theirs["device"].get(k) != mine["device"].get(k)
+        ]
+        out += [f"{k}: {theirs[k]} -> {mine[k]}" for k in ("engine", "provider", "model_id") if mine[k] != theirs[k]]
         return out
+
+
+def provenance(
+    model_sha256: str, versions: Mapping[str, str], config: Mapping[str, str], commit: str
+) -> dict[str, str]:
+    """What a run is made of and may change from night to night, as flat named values.
+
+    >>> provenance("ab" * 32, {"onnxruntime-genai": "0.18.0"}, {"perf_profile": "burst"}, "5d6ffb7339e5")["commit"]
+    '5d6ffb7339e5'
+    """
+    out = {MODEL_HASH: model_sha256}
+    out.update({f"version {k}": v for k, v in versions.items()})
+    out.update({f"config {k}": v for k, v in config.items()})
+    out[COMMIT] = commit
+    return out
+
+
+def _rank(key: str) -> tuple[int, str]:
+    order = 0 if key == MODEL_HASH else 1 if key.startswith("version ") else 2 if key.startswith("config ") else 4
+    return (3 if key == COMMIT else order, key)
+
+
+def _shown(key: str, value: str) -> str:
+    return value[:8] if key in (MODEL_HASH, COMMIT) or key.endswith("sha256") else value
+
+
+def changes(before: Mapping[str, str], now: Mapping[str, str], *, with_commit: bool = True) -> list[str]:
+    """What differs from ``before`` to ``now``, model first, commit last.
+
+    >>> changes({"model sha256": "1ae3c977aa", "commit": "a"}, {"model sha256": "3363cb49bb", "commit": "a"})
+    ['model sha256 1ae3c977 -> 3363cb49']
+    """
+    out = []
+    for key in sorted(set(before) | set(now), key=_rank):
+        if key == COMMIT and not with_commit:
+            continue
+        a, b = before.get(key, "-"), now.get(key, "-")
+        if a != b:
+            out.append(f"{key.removeprefix('version ')} {_shown(key, a)} -> {_shown(key, b)}")
+    return out
+
+
+def strict_match(before: Mapping[str, str], now: Mapping[str, str]) -> bool:
+    """The same model, runtimes and configs (the commit may differ): what v1/v2 keys required."""
+    return not changes(before, now, with_commit=False)
 
 
 @dataclass(frozen=True)
 class CaseBaseline:
-    """Accepted samples of one case."""
+    """Accepted samples of one case, and what they were measured with."""
 
     case_id: str
     prompt: str
@@ -102,6 +149,7 @@ class CaseBaseline:
     # Same-code drift per metric: ln(m1 / m2), signed, between the medians of two passes
     # over the grid made when the baseline was recorded (empty in v1 files).
     noise: Mapping[str, float] = field(default_factory=dict)
+    provenance: Mapping[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -113,6 +161,7 @@ class CaseBaseline:
             # for reviewers reading a diff; derived from the samples and ignored on load
             "summary": {k: Summary.of(vs).brief(digits=4) for k, vs in sorted(self.samples.items()) if vs},
             "noise": {k: round(v, 5) for k, v in sorted(self.noise.items())},
+            "provenance": dict(sorted(self.provenance.items())),
             "recorded_at": self.recorded_at,
             "commit": self.commit,
         }
@@ -120,7 +169,7 @@ class CaseBaseline:
 
 @dataclass(frozen=True)
 class BaselineFile:
-    key: BaselineKey
+    identity: Identity
     cases: Mapping[str, CaseBaseline] = field(default_factory=dict)
     schema: str = SCHEMA
 
@@ -145,13 +194,21 @@ class BaselineFile:
         return abs(median(values)) if values else None
 
     def merged(self, new_cases: Mapping[str, CaseBaseline]) -> BaselineFile:
-        """Cases measured now replace their old entries; the others are kept."""
-        return BaselineFile(key=self.key, cases={**self.cases, **new_cases}, schema=SCHEMA)
+        """Cases measured now replace their old entries; the others are kept, each with its provenance."""
+        return BaselineFile(identity=self.identity, cases={**self.cases, **new_cases}, schema=SCHEMA)
+
+    def matching(self, now: Mapping[str, str]) -> BaselineFile:
+        """Only the cases recorded with this provenance (strict matching)."""
+        kept = {cid: c for cid, c in self.cases.items() if strict_match(c.provenance, now)}
+        return replace(self, cases=kept)
+
+    def latest_recorded(self) -> str:
+        return max((c.recorded_at for c in self.cases.values()), default="")
 
     def to_json(self) -> str:
         doc = {
             "schema": SCHEMA,
-            "key": self.key.as_dict(),
+            "identity": self.identity.as_dict(),
             "cases": {cid: self.cases[cid].as_dict() for cid in sorted(self.cases)},
         }
         return _dump(doc) + "\n"
@@ -170,11 +227,18 @@ def _dump(value: Any, indent: int = 0) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _case_from(path: Path, cid: str, data: Any) -> CaseBaseline:
+def _case_from(path: Path, cid: str, data: Any, legacy: Mapping[str, str] | None) -> CaseBaseline:
     try:
         samples = {str(k): tuple(float(x) for x in v) for k, v in data["samples"].items()}
         if not samples.get("latency_ms"):
             raise ValueError("no latency_ms samples")
+        bad = sorted({m for m, vs in samples.items() for x in vs if not (x >= 0 and x < float("inf"))})
+        if bad:
+            raise ValueError(f"samples of {', '.join(bad)} must be finite and >= 0")
+        commit = str(data.get("commit", ""))
+        recorded = data.get("provenance")
+        if legacy is not None:  # v1/v2: the file's key is every case's provenance
+            recorded = {**legacy, COMMIT: commit}
         return CaseBaseline(
             case_id=cid,
             prompt=str(data["prompt"]),
@@ -183,11 +247,21 @@ def _case_from(path: Path, cid: str, data: Any) -> CaseBaseline:
             sampling=str(data["sampling"]),
             samples=samples,
             recorded_at=str(data.get("recorded_at", "")),
-            commit=str(data.get("commit", "")),
+            commit=commit,
             noise={str(k): float(v) for k, v in data.get("noise", {}).items()},
+            provenance={str(k): str(v) for k, v in (recorded or {}).items()},
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise BaselineError(f"{path}: case {cid!r} is malformed ({exc!r}); fix or delete the file") from exc
+        raise BaselineError(f"{path}: case {cid!r} is malformed ({exc}); fix or delete the file") from exc
+
+
+def _identity_of(doc: dict[str, Any]) -> tuple[Identity, dict[str, str] | None]:
+    """The file's identity, and for a v1/v2 file the provenance its key held."""
+    if doc["schema"] in LEGACY_SCHEMAS:
+        key = doc["key"]
+        versions = {str(k): str(v) for k, v in key["versions"].items()}
+        return Identity.from_dict(key), provenance(str(key["model_sha256"]), versions, {}, "")
+    return Identity.from_dict(doc["identity"]), None
 
 
 def load(path: Path) -> BaselineFile:
@@ -206,39 +280,86 @@ def load(path: Path) -> BaselineFile:
     if doc["schema"] not in SUPPORTED_SCHEMAS:
         raise BaselineError(
             f"{path}: baseline schema {doc['schema']!r} is not supported; this npuperf reads "
-            f"{', '.join(SUPPORTED_SCHEMAS)}; re-record with --update-baselines"
+            f"{', '.join(SUPPORTED_SCHEMAS)}; move the file away, then re-record with --update-baselines"
         )
     try:
-        key = BaselineKey.from_dict(doc["key"])
+        identity, legacy = _identity_of(doc)
         raw_cases = doc["cases"]
         if not isinstance(raw_cases, dict):
             raise TypeError("'cases' is not an object")
     except (KeyError, TypeError, AttributeError) as exc:
-        raise BaselineError(f"{path}: baseline key or cases are malformed ({exc!r})") from exc
-    cases = {cid: _case_from(path, cid, c) for cid, c in raw_cases.items()}
-    return BaselineFile(key=key, cases=cases, schema=str(doc["schema"]))
+        raise BaselineError(f"{path}: baseline identity or cases are malformed ({exc!r})") from exc
+    cases = {cid: _case_from(path, cid, c, legacy) for cid, c in raw_cases.items()}
+    return BaselineFile(identity=identity, cases=cases, schema=str(doc["schema"]))
 
 
 @dataclass(frozen=True)
 class Lookup:
-    """The baseline for a key, or why there is none."""
+    """The baseline for an identity, or why there is none.
+
+    ``path`` is where this identity's file is (or will be) written; ``source`` the file the
+    cases were read from, which is another path for a v1/v2 file.
+    """
 
     path: Path
     file: BaselineFile | None
     near_misses: tuple[str, ...] = ()
+    source: Path | None = None
 
 
-def find(root: Path, key: BaselineKey) -> Lookup:
-    """The file for ``key`` under ``root``; when absent, explain what the other files differ in."""
-    path = root / key.filename()
-    if path.is_file():
-        found = load(path)
-        if found.key != key:
+def _candidates(root: Path, identity: Identity) -> list[tuple[Path, BaselineFile]]:
+    """Every readable file under ``root`` for ``identity`` (its own file first, then v1/v2 ones)."""
+    own = root / identity.filename()
+    found = []
+    for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
+        try:
+            theirs = load(path)
+        except BaselineError:
+            if path == own:
+                raise
+            continue
+        if theirs.identity == identity:
+            found.append((path, theirs))
+        elif path == own:
             raise BaselineError(
-                f"{path}: holds a baseline for another key ({'; '.join(key.differences(found.key))}); "
+                f"{path}: holds a baseline for another identity ({'; '.join(identity.differences(theirs.identity))}); "
                 "it was renamed or edited by hand; delete it or move it back"
             )
-        return Lookup(path=path, file=found)
+    # its own file first; then the v1/v2 file with the most cases, the most recent of equals
+    found.sort(key=lambda pf: pf[1].latest_recorded(), reverse=True)
+    found.sort(key=lambda pf: (pf[0] != own, -len(pf[1].cases)))
+    return found
+
+
+def find(root: Path, identity: Identity, now: Mapping[str, str], match: str = "identity") -> Lookup:
+    """The accepted baseline for ``identity`` under ``root``; with ``match="strict"`` only the
+    cases recorded with the same provenance (``now``). When none, say what the others differ in."""
+    if match not in MATCHES:
+        raise ValueError(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
+    path = root / identity.filename()
+    candidates = _candidates(root, identity)
+    if match == "strict":
+        strict = [(p, f.matching(now)) for p, f in candidates]
+        misses = [
+            f"{p.relative_to(root)} differs in " + "; ".join(_provenance_gap(f, now))
+            for p, f in candidates
+            if not f.matching(now).cases
+        ]
+        candidates = [(p, f) for p, f in strict if f.cases]
+        if not candidates:
+            return Lookup(path=path, file=None, near_misses=tuple(misses))
+    if candidates:
+        source, file = candidates[0]
+        return Lookup(path=path, file=file, source=source)
+    return Lookup(path=path, file=None, near_misses=tuple(_near_misses(root, identity)))
+
+
+def _provenance_gap(file: BaselineFile, now: Mapping[str, str]) -> list[str]:
+    first = next(iter(file.cases.values()), None)
+    return changes(first.provenance, now, with_commit=False) if first is not None else ["no cases"]
+
+
+def _near_misses(root: Path, identity: Identity) -> list[str]:
     misses = []
     for other in sorted(root.rglob("*.json")) if root.is_dir() else []:
         try:
@@ -246,18 +367,18 @@ def find(root: Path, key: BaselineKey) -> Lookup:
         except BaselineError as exc:
             misses.append(f"{other.relative_to(root)}: unreadable ({exc})")
             continue
-        if theirs.key.engine == key.engine and theirs.key.model_id == key.model_id:
-            misses.append(f"{other.relative_to(root)} differs in " + "; ".join(key.differences(theirs.key)))
-    return Lookup(path=path, file=None, near_misses=tuple(misses))
+        if theirs.identity.engine == identity.engine and theirs.identity.model_id == identity.model_id:
+            misses.append(f"{other.relative_to(root)} differs in " + "; ".join(identity.differences(theirs.identity)))
+    return misses
 
 
 def save(path: Path, baseline: BaselineFile) -> None:
-    """Write atomically. An existing file that is corrupt or holds another key is never replaced."""
+    """Write atomically. An existing file that is corrupt or holds another identity is never replaced."""
     if path.exists():
         existing = load(path)
-        if existing.key != baseline.key:
+        if existing.identity != baseline.identity:
             raise BaselineError(
-                f"{path}: refusing to overwrite a baseline for another key "
-                f"({'; '.join(baseline.key.differences(existing.key))})"
+                f"{path}: refusing to overwrite a baseline for another identity "
+                f"({'; '.join(baseline.identity.differences(existing.identity))})"
             )
     atomic.write_text(path, baseline.to_json())

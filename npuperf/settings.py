@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from npuperf.baselines import MATCHES
 from npuperf.htp import PERF_MODES
 from npuperf.prompts import TEAM_PROMPTS
 
@@ -394,6 +395,15 @@ OPTIONS: tuple[Option, ...] = (
         _or_default("baselines"),
     ),
     Option(
+        "--baseline-match",
+        "npuperf_baseline_match",
+        "identity",
+        "identity: compare with the baseline of this device, engine, provider and model name, and say "
+        "what changed (model hash, runtime versions, configs); strict: only with one of the same model, "
+        "runtimes and configs",
+        _one_of(MATCHES),
+    ),
+    Option(
         "--update-baselines",
         "npuperf_update_baselines",
         "false",
@@ -452,6 +462,7 @@ class Settings:
     http_overhead_ms: float
     http_agreement: float
     baselines_dir: str
+    baseline_match: str
     update_baselines: bool
     require_baseline: bool
     results_json: str

@@ -21,7 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 CORPUS = Path(__file__).parent / "data" / "corpus.txt"
@@ -60,6 +60,10 @@ RECIPES = {
         seed=20261125,
     ),
 }
+
+
+# what onnxruntime-genai's model builder writes for the CPU provider
+PRECISIONS = ("int4", "fp32")
 
 
 class SynthError(RuntimeError):
@@ -213,12 +217,21 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="qnn-block only: put this ONNX op (e.g. Erf) into the MLP, to force a CPU fallback on QNN",
     )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help="weights of a decoder model (default: the recipe's, int4); another precision is a re-export of the "
+        "same model, e.g. to check that a baseline catches it",
+    )
     args = parser.parse_args(argv)
     if args.recipe == "qnn-block":
         return _build_block(args.out or Path("models") / "qnn-block", force=args.force, unsupported=args.unsupported_op)
     if args.unsupported_op:
         parser.error("--unsupported-op applies to qnn-block only")
     recipe = RECIPES[args.recipe]
+    if args.precision is not None:
+        recipe = replace(recipe, precision=args.precision)
     out = args.out if args.out is not None else Path("models") / recipe.name
     try:
         build(recipe, out, force=args.force)

@@ -109,8 +109,14 @@ class ClockEngine(SleepEngine):
 
     @property
     def info(self) -> EngineInfo:
+        # NPUPERF_FAKE_VERSION plays a runtime upgrade; NPUPERF_FAKE_SLOWDOWN scales its times
+        version = os.environ.get("NPUPERF_FAKE_VERSION", "1")
         return EngineInfo(
-            engine="fake-clock", provider="virtual", versions={"fake": "1"}, model_id="clocked", model_sha256="1" * 64
+            engine="fake-clock",
+            provider="virtual",
+            versions={"fake": version},
+            model_id="clocked",
+            model_sha256="1" * 64,
         )
 
     def load(self) -> None:
@@ -120,10 +126,11 @@ class ClockEngine(SleepEngine):
         self.calls += 1
         jitter_ns = (self.calls * 7919) % 13 * 10_000  # 0..0.12 ms, deterministic
         submit = self._now
-        t = submit + int(self.prefill_ms * 1e6) + jitter_ns + len(prompt) * 1_000
+        factor = _slowdown()
+        t = submit + int(self.prefill_ms * 1e6 * factor) + jitter_ns + len(prompt) * 1_000
         stamps = []
         for i in range(max_new_tokens):
-            t += int(self.token_ms * 1e6) + (i % 3) * 1_000
+            t += int(self.token_ms * 1e6 * factor) + (i % 3) * 1_000
             stamps.append(t)
             if on_token is not None:
                 on_token()

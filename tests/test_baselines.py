@@ -1,26 +1,29 @@
-"""Baseline files: keys, strict loading, merge, atomic save, corrupt and foreign files."""
+"""Baseline files: identity and provenance, strict loading, merge, atomic save, corrupt and foreign files."""
 
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from npuperf import baselines
-from npuperf.baselines import BaselineError, BaselineFile, BaselineKey, CaseBaseline
+from npuperf.baselines import BaselineError, BaselineFile, CaseBaseline, Identity
 
-KEY = BaselineKey(
+IDENTITY = Identity(
     device={"os": "windows", "arch": "arm64", "cpu": "Snapdragon X Elite", "cores": "12"},
     engine="genie",
     provider="htp",
-    versions={"qai-appbuilder": "2.51.40"},
     model_id="qwen2.0-7b-ssd",
-    model_sha256="ab" * 32,
 )
+NOW = baselines.provenance("ab" * 32, {"qai-appbuilder": "2.51.40"}, {"perf_profile": "burst"}, "5d6ffb7339e5")
 
 
-def case(cid: str = "t32-p64", latency: tuple[float, ...] = (400.0, 410.0)) -> CaseBaseline:
+def case(
+    cid: str = "t32-p64", latency: tuple[float, ...] = (400.0, 410.0), provenance: dict[str, str] | None = None
+) -> CaseBaseline:
     return CaseBaseline(
         case_id=cid,
         prompt="corpus-64",
@@ -30,33 +33,51 @@ def case(cid: str = "t32-p64", latency: tuple[float, ...] = (400.0, 410.0)) -> C
         samples={"latency_ms": latency, "ttft_ms": (100.0, 101.0), "tpot_ms": (9.0, 9.1)},
         recorded_at="2026-11-25T00:00:00+00:00",
         commit="abc",
+        provenance=NOW if provenance is None else provenance,
     )
 
 
-def test_key_round_trips_and_digest_is_stable() -> None:
-    again = BaselineKey.from_dict(json.loads(json.dumps(KEY.as_dict())))
-    assert again == KEY
-    assert again.digest == KEY.digest
-    assert KEY.filename().startswith("windows-arm64-snapdragon-x-elite-12c/genie-htp-qwen2.0-7b-ssd-")
+def test_identity_round_trips_and_digest_is_stable() -> None:
+    again = Identity.from_dict(json.loads(json.dumps(IDENTITY.as_dict())))
+    assert again == IDENTITY
+    assert again.digest == IDENTITY.digest
+    assert IDENTITY.filename().startswith("windows-arm64-snapdragon-x-elite-12c/genie-htp-qwen2.0-7b-ssd-")
 
 
-def test_any_key_field_changes_the_file() -> None:
-    other = BaselineKey(**{**KEY.__dict__, "versions": {"qai-appbuilder": "2.52.0"}})
-    assert other.filename() != KEY.filename()
-    assert KEY.differences(other) == ["versions.qai-appbuilder: 2.52.0 -> 2.51.40"]
+def test_identity_fields_change_the_file_and_provenance_does_not() -> None:
+    other = replace(IDENTITY, provider="cpu")
+    assert other.filename() != IDENTITY.filename()
+    assert IDENTITY.differences(other) == ["provider: cpu -> htp"]
 
 
-def test_save_then_load_round_trips(tmp_path: Path) -> None:
-    path = tmp_path / KEY.filename()
-    baselines.save(path, BaselineFile(key=KEY, cases={"t32-p64": case()}))
+def test_changes_name_what_changed_model_first_commit_last_hashes_short() -> None:
+    later = {**NOW, "model sha256": "cd" * 32, "version qai-appbuilder": "2.52.0", "commit": "1b6bb5c0aaaa"}
+    assert baselines.changes(NOW, later) == [
+        "model sha256 abababab -> cdcdcdcd",
+        "qai-appbuilder 2.51.40 -> 2.52.0",
+        "commit 5d6ffb73 -> 1b6bb5c0",
+    ]
+    assert baselines.changes(NOW, {**NOW, "commit": "x"}, with_commit=False) == []
+    assert baselines.changes(NOW, {**NOW, "config perf_profile": "balanced"}) == [
+        "config perf_profile burst -> balanced"
+    ]
+    assert baselines.strict_match(NOW, {**NOW, "commit": "other"})
+    assert not baselines.strict_match(NOW, {**NOW, "version qai-appbuilder": "2.52.0"})
+
+
+def test_save_then_load_round_trips_with_provenance(tmp_path: Path) -> None:
+    path = tmp_path / IDENTITY.filename()
+    baselines.save(path, BaselineFile(identity=IDENTITY, cases={"t32-p64": case()}))
     loaded = baselines.load(path)
-    assert loaded.key == KEY
+    assert loaded.identity == IDENTITY
+    assert loaded.schema == "npuperf.baseline/3"
     assert loaded.cases["t32-p64"].samples["latency_ms"] == (400.0, 410.0)
+    assert loaded.cases["t32-p64"].provenance == NOW
 
 
 def test_file_is_diff_friendly(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
-    baselines.save(path, BaselineFile(key=KEY, cases={"t8-p8": case("t8-p8"), "t32-p64": case()}))
+    baselines.save(path, BaselineFile(identity=IDENTITY, cases={"t8-p8": case("t8-p8"), "t32-p64": case()}))
     text = path.read_text(encoding="utf-8")
     assert '"latency_ms": [400.0, 410.0]' in text  # samples on one line
     assert text.index('"t32-p64"') < text.index('"t8-p8"')  # sorted case ids
@@ -64,11 +85,14 @@ def test_file_is_diff_friendly(tmp_path: Path) -> None:
     assert baselines.load(path).to_json() == text  # stable: load + dump changes nothing
 
 
-def test_merge_replaces_measured_cases_and_keeps_the_rest() -> None:
-    old = BaselineFile(key=KEY, cases={"a": case("a"), "b": case("b")})
-    new = old.merged({"b": case("b", (1.0,)), "c": case("c")})
+def test_merge_replaces_measured_cases_and_keeps_the_rest_with_their_provenance() -> None:
+    old = BaselineFile(identity=IDENTITY, cases={"a": case("a"), "b": case("b")})
+    newer = {**NOW, "model sha256": "cd" * 32}
+    new = old.merged({"b": case("b", (1.0,), newer), "c": case("c", provenance=newer)})
     assert sorted(new.cases) == ["a", "b", "c"]
     assert new.cases["b"].samples["latency_ms"] == (1.0,)
+    assert new.cases["a"].provenance == NOW
+    assert new.cases["c"].provenance == newer
 
 
 @pytest.mark.parametrize(
@@ -78,7 +102,8 @@ def test_merge_replaces_measured_cases_and_keeps_the_rest() -> None:
         ("[]", "not an npuperf baseline file"),
         ('{"hello": 1}', "not an npuperf baseline file"),
         ('{"schema": "npuperf.baseline/0", "key": {}, "cases": {}}', "schema 'npuperf.baseline/0' is not supported"),
-        ('{"schema": "npuperf.baseline/1", "key": {}, "cases": {}}', "baseline key or cases are malformed"),
+        ('{"schema": "npuperf.baseline/1", "key": {}, "cases": {}}', "baseline identity or cases are malformed"),
+        ('{"schema": "npuperf.baseline/3", "identity": {}, "cases": {}}', "baseline identity or cases are malformed"),
     ],
 )
 def test_corrupt_or_foreign_files_are_reported_with_their_path(tmp_path: Path, content: str, message: str) -> None:
@@ -89,13 +114,16 @@ def test_corrupt_or_foreign_files_are_reported_with_their_path(tmp_path: Path, c
     assert str(path) in str(info.value)
 
 
-def test_malformed_case_names_the_case(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("samples", "message"),
+    [(["fast"], "could not convert"), ([1.0, "NaN"], "finite and >= 0"), ([-3.0], "finite and >= 0")],
+)
+def test_malformed_case_names_the_file_and_the_case(tmp_path: Path, samples: list[object], message: str) -> None:
     path = tmp_path / "b.json"
-    baselines.save(path, BaselineFile(key=KEY, cases={"t32-p64": case()}))
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    doc["cases"]["t32-p64"]["samples"]["latency_ms"] = ["fast"]
-    path.write_text(json.dumps(doc), encoding="utf-8")
-    with pytest.raises(BaselineError, match="case 't32-p64' is malformed"):
+    baselines.save(path, BaselineFile(identity=IDENTITY, cases={"t32-p64": case()}))
+    text = path.read_text(encoding="utf-8").replace("[400.0, 410.0]", json.dumps(samples).replace('"NaN"', "NaN"))
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(BaselineError, match=f"{re.escape(str(path))}: case .t32-p64. is malformed.*{message}"):
         baselines.load(path)
 
 
@@ -103,24 +131,24 @@ def test_save_never_replaces_a_corrupt_file(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
     path.write_text("{corrupt", encoding="utf-8")
     with pytest.raises(BaselineError, match="not valid JSON"):
-        baselines.save(path, BaselineFile(key=KEY))
+        baselines.save(path, BaselineFile(identity=IDENTITY))
     assert path.read_text(encoding="utf-8") == "{corrupt"
 
 
-def test_save_never_replaces_another_keys_file(tmp_path: Path) -> None:
+def test_save_never_replaces_another_identitys_file(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
-    other = BaselineKey(**{**KEY.__dict__, "model_id": "other"})
-    baselines.save(path, BaselineFile(key=other, cases={"x": case("x")}))
-    with pytest.raises(BaselineError, match="refusing to overwrite a baseline for another key"):
-        baselines.save(path, BaselineFile(key=KEY))
-    assert baselines.load(path).key == other
+    other = replace(IDENTITY, model_id="other")
+    baselines.save(path, BaselineFile(identity=other, cases={"x": case("x")}))
+    with pytest.raises(BaselineError, match="refusing to overwrite a baseline for another identity"):
+        baselines.save(path, BaselineFile(identity=IDENTITY))
+    assert baselines.load(path).identity == other
 
 
 def test_save_leaves_no_temp_files_and_old_file_survives_a_failed_write(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "b.json"
-    baselines.save(path, BaselineFile(key=KEY, cases={"a": case("a")}))
+    baselines.save(path, BaselineFile(identity=IDENTITY, cases={"a": case("a")}))
     before = path.read_text(encoding="utf-8")
 
     def boom(*_args: object) -> None:
@@ -128,37 +156,71 @@ def test_save_leaves_no_temp_files_and_old_file_survives_a_failed_write(
 
     monkeypatch.setattr("npuperf.atomic.os.replace", boom)
     with pytest.raises(OSError, match="disk full"):
-        baselines.save(path, BaselineFile(key=KEY, cases={"b": case("b")}))
+        baselines.save(path, BaselineFile(identity=IDENTITY, cases={"b": case("b")}))
     assert path.read_text(encoding="utf-8") == before
     assert [p.name for p in tmp_path.iterdir()] == ["b.json"]
 
 
-def test_find_returns_the_file_for_the_key(tmp_path: Path) -> None:
-    baselines.save(tmp_path / KEY.filename(), BaselineFile(key=KEY, cases={"a": case("a")}))
-    found = baselines.find(tmp_path, KEY)
+def test_find_compares_across_a_model_change_and_strict_does_not(tmp_path: Path) -> None:
+    baselines.save(tmp_path / IDENTITY.filename(), BaselineFile(identity=IDENTITY, cases={"a": case("a")}))
+    rebuilt = {**NOW, "model sha256": "cd" * 32}
+    found = baselines.find(tmp_path, IDENTITY, rebuilt)
+    assert found.file is not None
+    assert sorted(found.file.cases) == ["a"]
+    strict = baselines.find(tmp_path, IDENTITY, rebuilt, "strict")
+    assert strict.file is None
+    assert strict.near_misses == (f"{IDENTITY.filename()} differs in model sha256 abababab -> cdcdcdcd",)
+    assert baselines.find(tmp_path, IDENTITY, NOW, "strict").file is not None
+
+
+def test_strict_keeps_only_the_cases_of_the_same_provenance(tmp_path: Path) -> None:
+    old = {**NOW, "version qai-appbuilder": "2.50.0"}
+    cases = {"a": case("a"), "b": case("b", provenance=old)}
+    baselines.save(tmp_path / IDENTITY.filename(), BaselineFile(identity=IDENTITY, cases=cases))
+    found = baselines.find(tmp_path, IDENTITY, NOW, "strict")
     assert found.file is not None
     assert sorted(found.file.cases) == ["a"]
 
 
 def test_find_explains_near_misses_and_unreadable_files(tmp_path: Path) -> None:
-    other = BaselineKey(**{**KEY.__dict__, "device": {**KEY.device, "cpu": "Snapdragon X Plus"}})
-    baselines.save(tmp_path / other.filename(), BaselineFile(key=other))
+    other = replace(IDENTITY, device={**IDENTITY.device, "cpu": "Snapdragon X Plus"})
+    baselines.save(tmp_path / other.filename(), BaselineFile(identity=other))
     (tmp_path / "junk.json").write_text("nope", encoding="utf-8")
-    found = baselines.find(tmp_path, KEY)
+    found = baselines.find(tmp_path, IDENTITY, NOW)
     assert found.file is None
     assert any("device.cpu: Snapdragon X Plus -> Snapdragon X Elite" in m for m in found.near_misses)
     assert any(m.startswith("junk.json: unreadable") for m in found.near_misses)
 
 
-def test_a_renamed_file_holding_another_key_is_an_error(tmp_path: Path) -> None:
-    other = BaselineKey(**{**KEY.__dict__, "model_sha256": "cd" * 32})
-    baselines.save(tmp_path / KEY.filename(), BaselineFile(key=other))
-    with pytest.raises(BaselineError, match="holds a baseline for another key"):
-        baselines.find(tmp_path, KEY)
+def test_a_renamed_file_holding_another_identity_is_an_error(tmp_path: Path) -> None:
+    other = replace(IDENTITY, engine="ort-genai")
+    baselines.save(tmp_path / IDENTITY.filename(), BaselineFile(identity=other))
+    with pytest.raises(BaselineError, match="holds a baseline for another identity"):
+        baselines.find(tmp_path, IDENTITY, NOW)
+
+
+def test_a_corrupt_file_of_this_identity_is_an_error_not_silence(tmp_path: Path) -> None:
+    path = tmp_path / IDENTITY.filename()
+    path.parent.mkdir(parents=True)
+    path.write_text("{corrupt", encoding="utf-8")
+    with pytest.raises(BaselineError, match="not valid JSON"):
+        baselines.find(tmp_path, IDENTITY, NOW)
 
 
 def test_missing_folder_is_simply_no_baseline(tmp_path: Path) -> None:
-    assert baselines.find(tmp_path / "nowhere", KEY).file is None
+    assert baselines.find(tmp_path / "nowhere", IDENTITY, NOW).file is None
+
+
+def test_a_v2_file_is_found_by_its_identity_wherever_it_lies(tmp_path: Path) -> None:
+    """v2 files are named by a digest of their whole key: found by reading, not by name."""
+    legacy = tmp_path / "linux-x86_64-x-2c" / "old-name.json"
+    legacy.parent.mkdir()
+    legacy.write_text(GOLDEN_V2.read_text(encoding="utf-8"), encoding="utf-8")
+    identity = baselines.load(GOLDEN_V2).identity
+    found = baselines.find(tmp_path, identity, NOW)
+    assert found.source == legacy
+    assert found.file is not None
+    assert found.path == tmp_path / identity.filename()  # where --update-baselines writes v3
 
 
 GOLDEN_V1 = Path(__file__).parent / "data" / "baseline-v1.json"
@@ -169,21 +231,38 @@ def test_golden_v1_file_still_loads_without_a_noise_floor() -> None:
     """Files written before noise floors existed keep working (tolerance-only thresholds)."""
     loaded = baselines.load(GOLDEN_V1)
     assert loaded.schema == "npuperf.baseline/1"
-    assert loaded.key.device["cpu"].startswith("Snapdragon(R) X Elite")
+    assert loaded.identity.device["cpu"].startswith("Snapdragon(R) X Elite")
     assert loaded.cases["t32-p64"].samples["latency_ms"] == (1000.0, 1010.0, 1020.0)
     assert loaded.noise_floor("t32-p64", "latency_ms") is None
     assert loaded.grid_noise("latency_ms") is None
-    assert json.loads(loaded.to_json())["schema"] == "npuperf.baseline/2"  # rewritten as v2
+    assert json.loads(loaded.to_json())["schema"] == "npuperf.baseline/3"  # rewritten as v3
 
 
-def test_golden_v2_file_loads_and_rewrites_byte_for_byte() -> None:
+GOLDEN_V3 = Path(__file__).parent / "data" / "baseline-v3.json"
+
+
+def test_golden_v2_file_maps_its_key_to_identity_and_provenance() -> None:
     """A format change that would orphan teams' baselines fails here first.
 
     The numbers in it are round fixture values, not measurements.
     """
     loaded = baselines.load(GOLDEN_V2)
+    key = json.loads(GOLDEN_V2.read_text(encoding="utf-8"))["key"]
+    assert loaded.schema == "npuperf.baseline/2"
+    assert loaded.identity.as_dict() == {k: key[k] for k in ("device", "engine", "provider", "model_id")}
+    case = loaded.cases["t32-p64"]
+    assert case.provenance["model sha256"] == key["model_sha256"]
+    assert {k.removeprefix("version "): v for k, v in case.provenance.items() if k.startswith("version ")} == key[
+        "versions"
+    ]
+    assert case.provenance["commit"] == case.commit
+    assert loaded.to_json() == GOLDEN_V3.read_text(encoding="utf-8")  # as --update-baselines rewrites it
+
+
+def test_golden_v3_file_loads_and_rewrites_byte_for_byte() -> None:
+    loaded = baselines.load(GOLDEN_V3)
     assert loaded.schema == baselines.SCHEMA
-    assert loaded.to_json() == GOLDEN_V2.read_text(encoding="utf-8")
+    assert loaded.to_json() == GOLDEN_V3.read_text(encoding="utf-8")
 
 
 def test_noise_floor_is_the_case_drift_but_never_below_the_median_case() -> None:

@@ -43,6 +43,10 @@ def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
         doc["environment"][key] = MASK
     session = doc["session"]
     session["load_s"] = MASK  # the fake loads on the real clock
+    session["provenance"]["commit"] = MASK
+    session["baseline"]["changed"] = [c for c in session["baseline"]["changed"] if not c.startswith("commit ")]
+    session["identity"]["device"] = MASK
+    session["baseline"]["path"] = session["baseline"]["source"] = MASK  # in a folder named by the device
     for check in session["backend_checks"]:
         if check["name"] == "load budget":
             check["value"] = check["message"] = MASK
@@ -52,9 +56,9 @@ def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mask_baseline(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["key"]["device"] = MASK
+    doc["identity"]["device"] = MASK
     for case in doc["cases"].values():
-        case["recorded_at"] = case["commit"] = MASK
+        case["recorded_at"] = case["commit"] = case["provenance"]["commit"] = MASK
     return doc
 
 

@@ -102,7 +102,9 @@ def test_update_baselines_then_a_slower_engine_regresses_and_the_same_speed_pass
     files = list((suite.path / "baselines").rglob("*.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text(encoding="utf-8"))
-    assert doc["schema"] == "npuperf.baseline/2"
+    assert doc["schema"] == "npuperf.baseline/3"
+    assert doc["identity"]["model_id"] == "sleepy"
+    assert doc["cases"]["t8-p8"]["provenance"]["model sha256"] == "0" * 64
     assert set(doc["cases"]["t8-p8"]["noise"]) == {"latency_ms", "ttft_ms", "tpot_ms"}
     assert sorted(doc["cases"]) == ["t4-p8", "t8-p8"]
     assert len(doc["cases"]["t8-p8"]["samples"]["latency_ms"]) == 6  # two passes of 3
@@ -185,7 +187,7 @@ def test_a_baseline_for_another_device_is_not_compared_and_is_named(suite: pytes
     run(suite, "--update-baselines")
     (path,) = (suite.path / "baselines").rglob("*.json")
     doc = json.loads(path.read_text(encoding="utf-8"))
-    doc["key"]["device"]["cpu"] = "Snapdragon X Elite"
+    doc["identity"]["device"]["cpu"] = "Snapdragon X Elite"
     foreign = suite.path / "baselines" / "other-device" / "fake.json"
     foreign.parent.mkdir()
     foreign.write_text(json.dumps(doc), encoding="utf-8")
@@ -327,9 +329,15 @@ def test_v1_baseline_file_is_compared_with_tolerance_only_and_says_how_to_upgrad
     run(suite, "--update-baselines")
     (path,) = (suite.path / "baselines").rglob("*.json")
     doc = json.loads(path.read_text(encoding="utf-8"))
-    doc["schema"] = "npuperf.baseline/1"
+    first = next(iter(doc["cases"].values()))["provenance"]
+    key = {
+        **doc.pop("identity"),
+        "model_sha256": first["model sha256"],
+        "versions": {k.removeprefix("version "): v for k, v in first.items() if k.startswith("version ")},
+    }
+    doc.update(schema="npuperf.baseline/1", key=key)
     for case in doc["cases"].values():
-        del case["noise"]
+        del case["noise"], case["provenance"]
     path.write_text(json.dumps(doc), encoding="utf-8")
     result = run(suite, *GENEROUS)
     result.assert_outcomes(passed=5)

@@ -145,6 +145,9 @@ class EngineInfo:
     model_sha256: str
     details: Mapping[str, str] = field(default_factory=dict)
     context_length: int | None = None  # prompt + new tokens the model can hold, when known
+    # settings and config fingerprints that can change speed without changing the model
+    # (Genie's dialog type and perf_profile, the QNN provider options): a baseline's provenance
+    config: Mapping[str, str] = field(default_factory=dict)
 
 
 # Called by an engine as each new token arrives, before the token's timestamp is taken.

@@ -325,6 +325,12 @@ class GenieEngine(LoadedParts):
                 "device_init_ms": "not reported" if init_ms is None else f"{init_ms:.1f}",
             },
             context_length=config.context_size,
+            config={
+                "dialog_type": config.dialog_type,
+                "context_size": str(config.context_size),
+                "backend_type": config.backend_type,
+                "perf_profile": str(config.perf_profile),
+            },
         )
 
     def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:

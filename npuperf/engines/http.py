@@ -92,6 +92,7 @@ class HttpEngine(LoadedParts):
             model_sha256=str(health.get("model_sha256") or hashlib.sha256(self.base_url.encode()).hexdigest()),
             details={"backend_url": self.base_url, "stream": str(self.stream), "tokenizer": str(self.tokenizer_path)},
             context_length=context if isinstance(context, int) else None,
+            config={"stream": str(self.stream)},
         )
 
     def payload(self, prompt: str, max_new_tokens: int) -> dict[str, Any]:

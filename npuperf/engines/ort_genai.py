@@ -106,6 +106,7 @@ class OrtGenaiEngine(LoadedParts):
                 **{f"QNN {k}": v for k, v in self.provider_options.items()},
             },
             context_length=context,
+            config={f"QNN {k}": v for k, v in self.provider_options.items()},
         )
 
     def _qnn_config(self, og: Any, versions: dict[str, str]) -> Any:

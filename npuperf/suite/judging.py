@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 
 import pytest
@@ -37,7 +37,14 @@ class Judging:
         self._hypotheses: list[tuple[str, str]] = []
         self._rejected_online: set[tuple[str, str]] = set()
 
-    def verify(self, warm: WarmEngine, result: CaseResult, lookup: baselines.Lookup, node: pytest.Item) -> CaseRecord:
+    def verify(
+        self,
+        warm: WarmEngine,
+        result: CaseResult,
+        lookup: baselines.Lookup,
+        node: pytest.Item,
+        provenance: Mapping[str, str],
+    ) -> CaseRecord:
         """Decide every check of a case, record it for the reports, fail the test on a failure.
 
         A case that looks regressed is re-measured (confirm-on-fail: up to --confirm-runs
@@ -51,6 +58,9 @@ class Judging:
         self._rejected_online.update((result.case.id, r.metric) for r in verdict.regressions if r.failed)
         if any(r.failed for r in verdict.regressions):
             result, verdict = self._confirm(warm, result, verdict, judge)
+        base = lookup.file.cases.get(result.case.id) if lookup.file is not None else None
+        if base is not None:
+            verdict = told_what_changed(verdict, baselines.changes(base.provenance, provenance))
         record = CaseRecord(result=result, verdict=verdict, budget_ms=s.budget_for(result.case.id))
         self.records.append(record)
         node.user_properties.append(("npuperf", row_values(record)))
@@ -128,7 +138,7 @@ class Judging:
         return result, confirmed(verdict, reruns)
 
     # ----- the whole grid ------------------------------------------------------------------
-    def check_grid(self, warm: WarmEngine, lookup: baselines.Lookup) -> Regression:
+    def check_grid(self, warm: WarmEngine, lookup: baselines.Lookup, changed: Sequence[str] = ()) -> Regression:
         """Is the whole grid slower than its baseline? Confirmed by one re-measurement of every case."""
         s = self.run.settings
         file = lookup.file
@@ -156,6 +166,8 @@ class Judging:
                 else f"; first run looked regressed ({(grid.ratio - 1) * 100:+.1f}%), not confirmed on re-run"
             )
             grid = replace(again, message=again.message + note)
+        if changed:
+            grid = replace(grid, message=grid.message + "; changed since the baseline: " + "; ".join(changed))
         if grid.failed and s.update_baselines:
             grid = replace(
                 grid, outcome=Outcome.INCONCLUSIVE, message=grid.message + " (not enforced: accepting new baselines)"
@@ -179,6 +191,22 @@ class Judging:
             return []
         final = self._family.final()
         return [h for h, rej in zip(self._hypotheses, final, strict=False) if rej and h not in self._rejected_online]
+
+
+def told_what_changed(verdict: CaseVerdict, changed: Sequence[str]) -> CaseVerdict:
+    """Every comparison with the baseline says what changed since it was recorded, e.g.
+    ``...: REGRESSED; changed since the baseline: model sha256 1ae3c977 -> 3363cb49``."""
+    if not changed:
+        return verdict
+    tail = "; changed since the baseline: " + "; ".join(changed)
+    return CaseVerdict(
+        checks=tuple(
+            replace(c, message=c.message + tail)
+            if isinstance(c, Regression) and c.outcome is not Outcome.NO_BASELINE
+            else c
+            for c in verdict.checks
+        )
+    )
 
 
 def case_notes(result: CaseResult) -> list[str]:

@@ -16,7 +16,7 @@ from npuperf.measure import Case, CaseResult, CaseSpec, WarmEngine, case_specs, 
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
 from npuperf.report import CaseRecord
 from npuperf.suite.judging import Judging
-from npuperf.suite.run import Memo, Run, attempt, fail, skip
+from npuperf.suite.run import Memo, Run, attempt, fail, git_commit, skip
 from npuperf.verdict import (
     Check,
     Regression,
@@ -42,7 +42,8 @@ class LatencySection:
         self.judging = Judging(run, cases=len(self.specs))
         self._warm: Memo[WarmEngine] = Memo()
         self._lookup: Memo[baselines.Lookup] = Memo()
-        self._key: baselines.BaselineKey | None = None
+        self._identity: baselines.Identity | None = None
+        self._provenance: dict[str, str] | None = None
         self._prompts: dict[str, Prompt] = {}
 
     @property
@@ -69,8 +70,13 @@ class LatencySection:
         return self._lookup.value
 
     @property
-    def key(self) -> baselines.BaselineKey | None:
-        return self._key
+    def identity(self) -> baselines.Identity | None:
+        return self._identity
+
+    @property
+    def provenance(self) -> dict[str, str] | None:
+        """This run's provenance (model hash, runtime versions, configs, commit), once the baseline was looked up."""
+        return self._provenance
 
     # ----- engine ------------------------------------------------------------------------
     def _make_engine(self) -> Engine:
@@ -165,30 +171,64 @@ class LatencySection:
 
     def _find_baseline(self, warm: WarmEngine) -> baselines.Lookup:
         info = warm.engine.info
-        self._key = baselines.BaselineKey(
-            device=device.fingerprint(),
-            engine=info.engine,
-            provider=info.provider,
-            versions=dict(info.versions),
-            model_id=info.model_id,
-            model_sha256=info.model_sha256,
+        s = self.run.settings
+        self._identity = baselines.Identity(
+            device=device.fingerprint(), engine=info.engine, provider=info.provider, model_id=info.model_id
         )
-        key = self._key
+        self._provenance = baselines.provenance(
+            info.model_sha256, info.versions, {**info.config, **self._suite_config()}, git_commit(self.run.root)
+        )
+        identity, now = self._identity, self._provenance
         lookup = attempt(
-            lambda: baselines.find(self.run.path(self.run.settings.baselines_dir), key),
+            lambda: baselines.find(self.run.path(s.baselines_dir), identity, now, s.baseline_match),
             (baselines.BaselineError,),
             lambda exc: f"baseline: {exc}",
         )
+        self._note_lookup(lookup)
+        return lookup
+
+    def _suite_config(self) -> dict[str, str]:
+        """Settings of this run that change the engine's speed, part of the provenance."""
+        s = self.run.settings
+        out = {}
+        if s.engine == "genie" or s.provider == "qnn":
+            out["htp perf mode"] = s.htp_perf_mode
+        if s.inject_slowdown:
+            out["inject slowdown"] = f"{s.inject_slowdown:g}"
+        return out
+
+    def _note_lookup(self, lookup: baselines.Lookup) -> None:
         found, shown = lookup.file, self.run.show(lookup.path)
-        if found is not None and found.schema != baselines.SCHEMA:
+        if found is None:
+            match = " with this model, runtimes and configs (--baseline-match strict)"
             self.run.notes.append(
-                f"{shown} is {found.schema}: no noise floor, so thresholds are the "
+                f"no accepted baseline at {shown}"
+                + (match if lookup.near_misses and self.run.settings.baseline_match == "strict" else "")
+            )
+            self.run.notes.extend(f"  near miss: {m}" for m in lookup.near_misses)
+            return
+        source = self.run.show(lookup.source) if lookup.source is not None else shown
+        if found.schema == "npuperf.baseline/1":
+            self.run.notes.append(
+                f"{source} is {found.schema}: no noise floor, so thresholds are the "
                 "tolerance alone; re-record with --update-baselines to add one"
             )
-        if found is None:
-            self.run.notes.append(f"no accepted baseline at {shown}")
-            self.run.notes.extend(f"  near miss: {m}" for m in lookup.near_misses)
-        return lookup
+        elif found.schema != baselines.SCHEMA:
+            self.run.notes.append(
+                f"{source} is {found.schema}: its key is read as identity + provenance; "
+                f"--update-baselines writes {baselines.SCHEMA} to {shown}"
+            )
+        changed = self.changed_since(found)
+        if changed:
+            self.run.notes.append("changed since the baseline: " + "; ".join(changed))
+
+    def changed_since(self, file: baselines.BaselineFile) -> list[str]:
+        """What differs between this run and the provenance most of the baseline's cases were recorded with."""
+        seen = [tuple(sorted(c.provenance.items())) for c in file.cases.values()]
+        if not seen or self._provenance is None:
+            return []
+        common = max(set(seen), key=seen.count)
+        return baselines.changes(dict(common), self._provenance)
 
     # ----- cases -------------------------------------------------------------------------
     def case(self, warm: WarmEngine, spec: CaseSpec) -> Case:
@@ -218,11 +258,12 @@ class LatencySection:
 
     def verify(self, warm: WarmEngine, result: CaseResult, lookup: baselines.Lookup, node: pytest.Item) -> CaseRecord:
         """Judge a measured case against its budget, the breaker and the baseline (see Judging.verify)."""
-        return self.judging.verify(warm, result, lookup, node)
+        return self.judging.verify(warm, result, lookup, node, self._provenance or {})
 
     def check_grid(self, warm: WarmEngine, lookup: baselines.Lookup) -> Regression:
         """Is the whole grid slower than its baseline? (see Judging.check_grid)"""
-        return self.judging.check_grid(warm, lookup)
+        changed = self.changed_since(lookup.file) if lookup.file is not None else []
+        return self.judging.check_grid(warm, lookup, changed)
 
     # ----- load and the cold call ---------------------------------------------------------
     def check_load(self, warm: WarmEngine) -> Check:

@@ -109,6 +109,16 @@ class Outputs:
                 "message": grid.message,
             },
         }
+        if self.latency.identity is not None:
+            lookup = self.latency.lookup
+            entry["identity"] = self.latency.identity.as_dict()
+            entry["provenance"] = self.latency.provenance
+            entry["baseline"] = {
+                "match": self.run.settings.baseline_match,
+                "path": None if lookup is None else self.run.show(lookup.path),
+                "source": None if lookup is None or lookup.source is None else self.run.show(lookup.source),
+                "changed": [] if lookup is None or lookup.file is None else self.latency.changed_since(lookup.file),
+            }
         if self.npu.probed is not None:
             entry["qnn"] = results_json.qnn_entry(self.npu.probed)
         service = self.service.results_entry()
@@ -137,6 +147,16 @@ class Outputs:
         )
         self.run.notes.append(f"results JSON: {self.run.show(path)}")
 
+    @staticmethod
+    def _accepted_file(lookup: baselines.Lookup, identity: baselines.Identity) -> baselines.BaselineFile:
+        """Every accepted case, as on disk now: the lookup may hold only the strictly matching
+        ones, and recording must never drop the others. A v1/v2 file's cases carry over."""
+        if lookup.path.exists():
+            return baselines.load(lookup.path)
+        if lookup.source is not None:
+            return baselines.load(lookup.source).merged({})
+        return baselines.BaselineFile(identity=identity)
+
     def write_baselines(self) -> None:
         """Record this run's cases as the baselines, with a second pass for the noise floor.
 
@@ -144,9 +164,11 @@ class Outputs:
         medians are minutes apart in a short run; their spread is the same-code noise
         stored with the baseline. Both passes' samples are kept.
         """
-        lookup, key, warm = self.latency.lookup, self.latency.key, self.latency.warm_engine
+        lookup, identity, warm = self.latency.lookup, self.latency.identity, self.latency.warm_engine
+        now = self.latency.provenance
         assert lookup is not None
-        assert key is not None
+        assert identity is not None
+        assert now is not None
         assert warm is not None
         stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
         commit = git_commit(self.run.root)
@@ -166,8 +188,9 @@ class Outputs:
                 recorded_at=stamp,
                 commit=commit,
                 noise={m: drift(first.samples(m), second.samples(m)) for m in METRICS if first.samples(m)},
+                provenance=now,
             )
-        current = lookup.file or baselines.BaselineFile(key=key)
+        current = self._accepted_file(lookup, identity)
         baselines.save(lookup.path, current.merged(new_cases))
         kept = len(current.cases.keys() - new_cases.keys())
         self.run.notes.append(
