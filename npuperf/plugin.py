@@ -71,8 +71,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-html writes its report, which shows the notes
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[SESSION].outputs.finish(session)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[SESSION].outputs.finish(session, exitstatus)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

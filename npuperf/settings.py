@@ -420,6 +420,13 @@ OPTIONS: tuple[Option, ...] = (
         kind="flag",
     ),
     Option("--results-json", "npuperf_results_json", "reports/perf-results.json", "JSON results file; '' for none"),
+    Option(
+        "--history",
+        "npuperf_history",
+        "reports/history.sqlite",
+        "history store every run is appended to (SQLite); 'none' to keep no history",
+        _path_or_none,
+    ),
 )
 
 
@@ -466,6 +473,7 @@ class Settings:
     update_baselines: bool
     require_baseline: bool
     results_json: str
+    history: str
     # from --budgets-file: case id -> ms
     budget_overrides: Mapping[str, float] = field(default_factory=dict)
 

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from npuperf import atomic, baselines
+from npuperf import atomic, baselines, history
 from npuperf.measure import METRICS, measure_case
-from npuperf.report import Line, results_json, terminal
+from npuperf.report import CaseRecord, Line, results_json, terminal
 from npuperf.stats import upper_median
 from npuperf.suite.latency import LatencySection
 from npuperf.suite.npu import NpuSection
@@ -27,6 +27,26 @@ def drift(first: tuple[float, ...], second: tuple[float, ...]) -> float:
     return math.log(a / b) if a > 0 and b > 0 else 0.0
 
 
+def outcome_of(exitstatus: int) -> str:
+    """How the history names a run's end."""
+    names = {0: "passed", 1: "failed", 2: "interrupted"}
+    return names.get(int(exitstatus), f"exit {int(exitstatus)}")
+
+
+def case_run(record: CaseRecord) -> history.CaseRun:
+    r = record.result
+    return history.CaseRun(
+        case_id=record.case_id,
+        prompt=r.case.prompt.name,
+        prompt_tokens=r.case.prompt.tokens,
+        new_tokens=r.case.new_tokens,
+        sampling=r.case.sampling,
+        budget_ms=record.budget_ms,
+        outcome=record.verdict.outcome.value,
+        samples={m: r.samples(m) for m in METRICS},
+    )
+
+
 class Outputs:
     """Builds the summary and writes the files at the end of the session (never on xdist workers)."""
 
@@ -35,6 +55,7 @@ class Outputs:
         self.latency = latency
         self.npu = npu
         self.service = service
+        self.history_run: int | None = None
 
     def _checks(self) -> list[Check]:
         grid = self.latency.grid
@@ -80,19 +101,49 @@ class Outputs:
         return lines
 
     # ----- the files ----------------------------------------------------------------------------
-    def finish(self, session: pytest.Session) -> None:
-        """Write the results JSON, then (with --update-baselines) the baselines."""
+    def finish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Append the run to the history, write the results JSON, then (with --update-baselines) the baselines."""
         s = self.run.settings
         if self.run.is_worker:
             return
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        if s.history and self.latency.records:
+            self.history_run = self.write_history(outcome_of(exitstatus))
         if s.results_json and self.anything:
             self.write_results()
         if s.update_baselines and self.latency.records:
+            if interrupted:  # a partial grid measured up to Ctrl-C is not what the team accepts
+                self.run.notes.append("baselines NOT written: the run was interrupted; nothing was accepted")
+                return
             try:
                 self.write_baselines()
             except baselines.BaselineError as exc:
                 self.run.notes.append(f"baselines NOT written: {exc}")
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def write_history(self, outcome: str) -> int | None:
+        """Append this run to --history; a history that cannot be written is a note, never a verdict."""
+        identity, now = self.latency.identity, self.latency.provenance
+        if identity is None or now is None:
+            return None
+        path = self.run.path(self.run.settings.history)
+        run = history.Run(
+            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            identity=identity.as_dict(),
+            identity_digest=identity.digest,
+            provenance=now,
+            commit=now.get(baselines.COMMIT, ""),
+            settings=asdict(self.run.settings),
+            outcome=outcome,
+            cases={r.case_id: case_run(r) for r in self.latency.records},
+        )
+        try:
+            run_id = history.History(path).record(run)
+        except history.HistoryError as exc:
+            self.run.notes.append(f"history NOT written: {exc}")
+            return None
+        self.run.notes.append(f"history: run {run_id} appended to {self.run.show(path)}")
+        return run_id
 
     def _session_entry(self) -> dict[str, Any]:
         grid = self.latency.grid
@@ -119,6 +170,8 @@ class Outputs:
                 "source": None if lookup is None or lookup.source is None else self.run.show(lookup.source),
                 "changed": [] if lookup is None or lookup.file is None else self.latency.changed_since(lookup.file),
             }
+        if self.history_run is not None:
+            entry["history"] = {"path": self.run.settings.history, "run": self.history_run}
         if self.npu.probed is not None:
             entry["qnn"] = results_json.qnn_entry(self.npu.probed)
         service = self.service.results_entry()
