@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -123,15 +124,26 @@ def changes(before: Mapping[str, str], now: Mapping[str, str], *, with_commit: b
     for key in sorted(set(before) | set(now), key=_rank):
         if key == COMMIT and not with_commit:
             continue
-        a, b = before.get(key, "-"), now.get(key, "-")
+        a, b = before.get(key, "(none)"), now.get(key, "(none)")
         if a != b:
-            out.append(f"{key.removeprefix('version ')} {_shown(key, a)} -> {_shown(key, b)}")
+            name = key.removeprefix("version ").removeprefix("config ")
+            out.append(f"{name} {_shown(key, a)} -> {_shown(key, b)}")
     return out
 
 
 def strict_match(before: Mapping[str, str], now: Mapping[str, str]) -> bool:
     """The same model, runtimes and configs (the commit may differ): what v1/v2 keys required."""
     return not changes(before, now, with_commit=False)
+
+
+def drift(first: Sequence[float], second: Sequence[float]) -> float:
+    """ln(m1 / m2) of two passes over the same code, m the upper median: signed, about a fraction.
+
+    >>> round(drift([10.0, 10.2], [10.0, 10.0]), 4)
+    0.0198
+    """
+    a, b = upper_median(first), upper_median(second)
+    return math.log(a / b) if a > 0 and b > 0 else 0.0
 
 
 @dataclass(frozen=True)

@@ -58,9 +58,8 @@ def test_changes_name_what_changed_model_first_commit_last_hashes_short() -> Non
         "commit 5d6ffb73 -> 1b6bb5c0",
     ]
     assert baselines.changes(NOW, {**NOW, "commit": "x"}, with_commit=False) == []
-    assert baselines.changes(NOW, {**NOW, "config perf_profile": "balanced"}) == [
-        "config perf_profile burst -> balanced"
-    ]
+    assert baselines.changes(NOW, {**NOW, "config perf_profile": "balanced"}) == ["perf_profile burst -> balanced"]
+    assert baselines.changes(NOW, {**NOW, "config inject slowdown": "0.2"}) == ["inject slowdown (none) -> 0.2"]
     assert baselines.strict_match(NOW, {**NOW, "commit": "other"})
     assert not baselines.strict_match(NOW, {**NOW, "version qai-appbuilder": "2.52.0"})
 

@@ -4,7 +4,6 @@ that the terminal and the HTML report both show."""
 from __future__ import annotations
 
 import datetime
-import math
 from dataclasses import asdict
 from typing import Any
 
@@ -13,18 +12,11 @@ import pytest
 from npuperf import atomic, baselines, history
 from npuperf.measure import METRICS, measure_case
 from npuperf.report import CaseRecord, Line, results_json, terminal
-from npuperf.stats import upper_median
 from npuperf.suite.latency import LatencySection
 from npuperf.suite.npu import NpuSection
 from npuperf.suite.run import Run, git_commit
 from npuperf.suite.service import ServiceSection
 from npuperf.verdict import Check
-
-
-def drift(first: tuple[float, ...], second: tuple[float, ...]) -> float:
-    """ln(m1 / m2) of two passes over the same code, m the upper median: signed, about a fraction."""
-    a, b = upper_median(first), upper_median(second)
-    return math.log(a / b) if a > 0 and b > 0 else 0.0
 
 
 def outcome_of(exitstatus: int) -> str:
@@ -56,6 +48,7 @@ class Outputs:
         self.npu = npu
         self.service = service
         self.history_run: int | None = None
+        self.outcome = "unknown"
 
     def _checks(self) -> list[Check]:
         grid = self.latency.grid
@@ -107,8 +100,9 @@ class Outputs:
         if self.run.is_worker:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
+        self.outcome = outcome_of(exitstatus)
         if s.history and self.latency.records:
-            self.history_run = self.write_history(outcome_of(exitstatus))
+            self.history_run = self.write_history(self.outcome)
         if s.results_json and self.anything:
             self.write_results()
         if s.update_baselines and self.latency.records:
@@ -148,6 +142,7 @@ class Outputs:
     def _session_entry(self) -> dict[str, Any]:
         grid = self.latency.grid
         entry: dict[str, Any] = {
+            "outcome": self.outcome,
             "backend_checks": [results_json.check_entry(c) for c in self.run.checks],
             "grid": None
             if grid is None
@@ -240,7 +235,7 @@ class Outputs:
                 samples={m: first.samples(m) + second.samples(m) for m in METRICS},
                 recorded_at=stamp,
                 commit=commit,
-                noise={m: drift(first.samples(m), second.samples(m)) for m in METRICS if first.samples(m)},
+                noise={m: baselines.drift(first.samples(m), second.samples(m)) for m in METRICS if first.samples(m)},
                 provenance=now,
             )
         current = self._accepted_file(lookup, identity)

@@ -1,0 +1,97 @@
+"""``python -m npuperf`` (console script ``npuperf``): what happens outside pytest.
+
+    npuperf history [--case t32-p64] [--last 30] [--plot trend.svg]   # the trend, what changed, steps
+    npuperf compare A B                                              # exit 1 when B regressed against A
+    npuperf accept RUN [RUN ...]                                     # make runs the accepted baseline
+
+A run is a results JSON file (``reports/perf-results.json``) or a run id of the history
+(``reports/history.sqlite``, ``--history``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from npuperf import history
+from npuperf.cli import accept, compare, trend
+from npuperf.cli.runs import CliError, load_run
+
+DEFAULT_HISTORY = Path("reports/history.sqlite")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="npuperf", description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--history", type=Path, default=DEFAULT_HISTORY, help="history store (default: %(default)s)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    h = sub.add_parser("history", help="the trend of a case or of every case over the last runs")
+    h.add_argument("--case", default=None, help="one case id, e.g. t32-p64 (default: every case)")
+    h.add_argument("--metric", default="latency_ms", choices=history.METRICS)
+    h.add_argument("--last", type=int, default=30, help="how many runs (default: %(default)s)")
+    h.add_argument("--identity", default=None, help="identity digest (prefix) when the history holds several")
+    h.add_argument("--plot", type=Path, default=None, help="also write a chart (.png or .svg)")
+    h.add_argument("--alpha", type=float, default=0.01, help="change detection: significance (default: %(default)s)")
+    h.add_argument("--min-step", type=float, default=0.05, help="smallest step reported (default: %(default)s)")
+
+    c = sub.add_parser("compare", help="judge run B against run A; exit 1 on a regression")
+    c.add_argument("a", help="the baseline run: results JSON or history run id")
+    c.add_argument("b", help="the run to judge: results JSON or history run id")
+    c.add_argument("--tolerance", type=float, default=0.10, help="per-case tolerance (default: %(default)s)")
+    c.add_argument("--grid-tolerance", type=float, default=0.03, help="whole-grid tolerance (default: %(default)s)")
+    c.add_argument("--alpha", type=float, default=0.05, help="family-wise error rate (default: %(default)s)")
+    c.add_argument("--min-regression-ms", type=float, default=1.0, help="absolute floor (default: %(default)s)")
+
+    a = sub.add_parser("accept", help="make past runs the accepted baseline, without measuring again")
+    a.add_argument("runs", nargs="+", help="results JSON files or history run ids, of one identity and build")
+    a.add_argument("--baselines-dir", type=Path, default=Path("baselines"), help="default: %(default)s")
+    return p
+
+
+def _check(args: argparse.Namespace) -> None:
+    if getattr(args, "last", 1) < 1:
+        raise CliError(f"--last: {args.last} is below 1; expected a number of runs >= 1")
+    for name in ("alpha",):
+        value = getattr(args, name, None)
+        if value is not None and not 0 < value < 1:
+            raise CliError(f"--{name}: {value} is out of range; expected a probability between 0 and 1")
+    for name in ("tolerance", "grid_tolerance", "min_step", "min_regression_ms"):
+        value = getattr(args, name, None)
+        if value is not None and not 0 <= value < 10:
+            raise CliError(f"--{name.replace('_', '-')}: {value} is out of range; expected a number from 0 to 10")
+
+
+def run(argv: Sequence[str] | None = None) -> tuple[int, list[str]]:
+    """The command's exit status and output lines (what ``main`` prints)."""
+    args = _parser().parse_args(argv)
+    _check(args)
+    if args.command == "history":
+        t = trend.trend(history.History(args.history), args.case, args.metric, args.last, args.identity)
+        lines = trend.render(t, args.alpha, args.min_step)
+        if args.plot is not None:
+            lines.append(trend.plot(t, args.plot))
+        return 0, lines
+    if args.command == "compare":
+        result = compare.compare_runs(
+            load_run(args.a, args.history),
+            load_run(args.b, args.history),
+            tolerance=args.tolerance,
+            grid_tolerance=args.grid_tolerance,
+            alpha=args.alpha,
+            min_regression_ms=args.min_regression_ms,
+        )
+        return (1 if result.regressed else 0), compare.render(result)
+    runs = [load_run(ref, args.history) for ref in args.runs]
+    return 0, accept.accept(runs, args.baselines_dir)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        status, lines = run(argv)
+    except (CliError, history.HistoryError) as exc:
+        print(f"npuperf: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return status
