@@ -318,6 +318,28 @@ OPTIONS: tuple[Option, ...] = (
         kind="flag",
     ),
     Option(
+        "--max-background-cores",
+        "npuperf_max_background_cores",
+        "0.25",
+        "the machine is busy when other processes keep more cores than this busy during a case; a large value "
+        "turns the check off",
+        _non_negative_of("cores"),
+    ),
+    Option(
+        "--busy-tolerance",
+        "npuperf_busy_tolerance",
+        "0.25",
+        "regression tolerance (per case and grid) of cases measured while the machine was busy, fraction",
+        _fraction("a fraction from 0 to 10, like 0.25"),
+    ),
+    Option(
+        "--max-noise-floor",
+        "npuperf_max_noise_floor",
+        "0.10",
+        "--update-baselines refuses a recording whose two passes disagree more than this (grid noise floor)",
+        _fraction("a fraction from 0 to 10, like 0.10"),
+    ),
+    Option(
         "--inject-slowdown",
         "npuperf_inject_slowdown",
         "0",
@@ -457,6 +479,9 @@ class Settings:
     noise_k: float
     alpha: float
     fail_inconclusive: bool
+    max_background_cores: float
+    busy_tolerance: float
+    max_noise_floor: float
     inject_slowdown: float
     confirm_runs: int
     confirm_pause_s: float

@@ -103,8 +103,12 @@ class ClockEngine(SleepEngine):
     by two runs are identical (tests/test_golden_outputs.py).
     """
 
-    def __init__(self, prefill_ms: float = 2.0, token_ms: float = 0.5) -> None:
-        super().__init__(prefill_ms=prefill_ms, token_ms=token_ms)
+    def __init__(
+        self, prefill_ms: float = 2.0, token_ms: float = 0.5, burst_from: int = 0, burst_to: int = 0, burst: float = 1.0
+    ) -> None:
+        super().__init__(
+            prefill_ms=prefill_ms, token_ms=token_ms, burst_from=burst_from, burst_to=burst_to, burst=burst
+        )
         self._now = 1_000_000_000
 
     @property
@@ -126,7 +130,7 @@ class ClockEngine(SleepEngine):
         self.calls += 1
         jitter_ns = (self.calls * 7919) % 13 * 10_000  # 0..0.12 ms, deterministic
         submit = self._now
-        factor = _slowdown()
+        factor = _slowdown() * (self.burst if self.burst_from <= self.calls < self.burst_to else 1.0)
         t = submit + int(self.prefill_ms * 1e6 * factor) + jitter_ns + len(prompt) * 1_000
         stamps = []
         for i in range(max_new_tokens):

@@ -23,6 +23,9 @@ npuperf_repetitions = 3
 npuperf_warmup = 1
 npuperf_results_json = reports/results.json
 npuperf_confirm_pause_s = 0
+# these tests are about the verdict; tests/test_plugin_machine.py covers the machine checks
+npuperf_max_background_cores = 100
+npuperf_max_noise_floor = 9
 # the outer run turns warnings into errors; the suite itself shows them
 filterwarnings = default
 """
@@ -36,6 +39,8 @@ def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.
 
 # thresholds wide enough that sleep jitter of the fake cannot cross them
 GENEROUS = ("--tolerance=0.5", "--grid-tolerance=0.5")
+# the sleeping fake's workload on a virtual clock: verdict tests that must never flake
+CLOCK = "--engine=fake-clock"
 
 
 def run(suite: pytest.Pytester, *args: str) -> pytest.RunResult:
@@ -96,24 +101,24 @@ def test_slow_model_load_fails_the_load_test(suite: pytest.Pytester) -> None:
 def test_update_baselines_then_a_slower_engine_regresses_and_the_same_speed_passes(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    first = run(suite, "--update-baselines")
+    first = run(suite, CLOCK, "--update-baselines")
     first.assert_outcomes(passed=4, skipped=1, warnings=2)
     first.stdout.fnmatch_lines(["*baselines written: 2 case(s) to baselines/*"])
     files = list((suite.path / "baselines").rglob("*.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text(encoding="utf-8"))
     assert doc["schema"] == "npuperf.baseline/3"
-    assert doc["identity"]["model_id"] == "sleepy"
-    assert doc["cases"]["t8-p8"]["provenance"]["model sha256"] == "0" * 64
+    assert doc["identity"]["model_id"] == "clocked"
+    assert doc["cases"]["t8-p8"]["provenance"]["model sha256"] == "1" * 64
     assert set(doc["cases"]["t8-p8"]["noise"]) == {"latency_ms", "ttft_ms", "tpot_ms"}
     assert sorted(doc["cases"]) == ["t4-p8", "t8-p8"]
     assert len(doc["cases"]["t8-p8"]["samples"]["latency_ms"]) == 6  # two passes of 3
 
-    same = run(suite, *GENEROUS)  # this checks the wiring, not the noise
+    same = run(suite, CLOCK, *GENEROUS)  # this checks the wiring, not the noise
     same.assert_outcomes(passed=5)
 
     monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
-    slower = run(suite)
+    slower = run(suite, CLOCK)
     slower.assert_outcomes(passed=2, failed=3)
     slower.stdout.re_match_lines(
         [
@@ -125,10 +130,10 @@ def test_update_baselines_then_a_slower_engine_regresses_and_the_same_speed_pass
 
 def test_a_passing_burst_is_not_confirmed_on_re_run(suite: pytest.Pytester) -> None:
     model = "--model=prefill_ms=2,token_ms=0.5"
-    run(suite, model, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
+    run(suite, CLOCK, model, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
     # calls 1-2 are the cold call and warm-up; 3-5 the first measurement of t4-p8
     burst = run(
-        suite, "--model=prefill_ms=2,token_ms=0.5,burst_from=3,burst_to=6,burst=3", "-rA", "--grid-tolerance=0.5"
+        suite, CLOCK, "--model=prefill_ms=2,token_ms=0.5,burst_from=3,burst_to=6,burst=3", "-rA", "--grid-tolerance=0.5"
     )
     burst.assert_outcomes(passed=5)
     burst.stdout.fnmatch_lines(["*first run looked regressed (+*%), not confirmed on re-run 1*"])
@@ -137,9 +142,9 @@ def test_a_passing_burst_is_not_confirmed_on_re_run(suite: pytest.Pytester) -> N
 def test_a_slowdown_under_the_absolute_floor_is_not_a_regression(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(suite, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
+    run(suite, CLOCK, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
     monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
-    result = run(suite, "--min-regression-ms=1000", "--grid-tolerance=2")
+    result = run(suite, CLOCK, "--min-regression-ms=1000", "--grid-tolerance=2")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(["*median latency*per request is within the 1000 ms floor: OK*"])
     # TPOT counts what it adds over the tokens after the first
@@ -149,12 +154,12 @@ def test_a_slowdown_under_the_absolute_floor_is_not_a_regression(
 def test_update_baselines_reports_but_does_not_fail_on_regression(
     suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run(suite, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
+    run(suite, CLOCK, "--update-baselines").assert_outcomes(passed=4, skipped=1, warnings=2)
     monkeypatch.setenv("NPUPERF_FAKE_SLOWDOWN", "2.5")
-    accept = run(suite, "--update-baselines")
+    accept = run(suite, CLOCK, "--update-baselines")
     accept.assert_outcomes(passed=5)
     accept.stdout.fnmatch_lines(["*not enforced: accepting new baselines*"])
-    run(suite, *GENEROUS).assert_outcomes(passed=5)  # the slower numbers are now the baseline
+    run(suite, CLOCK, *GENEROUS).assert_outcomes(passed=5)  # the slower numbers are now the baseline
 
 
 def test_require_baseline_fails_cases_without_one(suite: pytest.Pytester) -> None:

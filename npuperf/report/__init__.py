@@ -15,6 +15,8 @@ class CaseRecord:
     result: CaseResult
     verdict: CaseVerdict
     budget_ms: float
+    # cores other processes kept busy while the case was measured (None: not measured)
+    background_cores: float | None = None
 
     @property
     def case_id(self) -> str:

@@ -63,6 +63,7 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
             "prefill_tps": r.prefill_tps,
         },
         "budget_ms": record.budget_ms,
+        "background_cores": record.background_cores,
         "outcome": record.verdict.outcome.value,
         "checks": [check_entry(c) for c in record.verdict.checks],
     }

@@ -18,7 +18,8 @@ from npuperf.stats import OnlineHolm
 from npuperf.suite.run import Run, attempt, fail, skip
 from npuperf.verdict import CaseVerdict, Outcome, Regression, confirmed, evaluate_case, grid_regression
 
-Judge = Callable[[CaseResult, OnlineHolm | None], CaseVerdict]
+# judge(measured, Holm family or None, other processes' cores while measured) -> verdict
+Judge = Callable[[CaseResult, OnlineHolm | None, float | None], CaseVerdict]
 
 
 class NoBaselineWarning(UserWarning):
@@ -44,6 +45,7 @@ class Judging:
         lookup: baselines.Lookup,
         node: pytest.Item,
         provenance: Mapping[str, str],
+        background: float | None = None,
     ) -> CaseRecord:
         """Decide every check of a case, record it for the reports, fail the test on a failure.
 
@@ -53,15 +55,17 @@ class Judging:
         """
         s = self.run.settings
         judge = self._judge(result.case, lookup)
-        verdict = judge(result, self.family())
+        verdict = judge(result, self.family(), background)
         self._hypotheses.extend((result.case.id, r.metric) for r in verdict.regressions)
         self._rejected_online.update((result.case.id, r.metric) for r in verdict.regressions if r.failed)
         if any(r.failed for r in verdict.regressions):
-            result, verdict = self._confirm(warm, result, verdict, judge)
+            result, verdict, background = self._confirm(warm, result, verdict, judge, background)
         base = lookup.file.cases.get(result.case.id) if lookup.file is not None else None
         if base is not None:
             verdict = told_what_changed(verdict, baselines.changes(base.provenance, provenance))
-        record = CaseRecord(result=result, verdict=verdict, budget_ms=s.budget_for(result.case.id))
+        record = CaseRecord(
+            result=result, verdict=verdict, budget_ms=s.budget_for(result.case.id), background_cores=background
+        )
         self.records.append(record)
         node.user_properties.append(("npuperf", row_values(record)))
         no_baseline = lookup.file is None or result.case.id not in lookup.file.cases
@@ -93,14 +97,15 @@ class Judging:
         file = lookup.file
         noise = {m: f for m in METRICS if file and (f := file.noise_floor(case.id, m)) is not None}
 
-        def judge(measured: CaseResult, family: OnlineHolm | None) -> CaseVerdict:
-            return evaluate_case(
+        def judge(measured: CaseResult, family: OnlineHolm | None, background: float | None) -> CaseVerdict:
+            busy = self.run.busy(background) and s.busy_tolerance > s.tolerance
+            verdict = evaluate_case(
                 case.label,
                 {m: measured.samples(m) for m in METRICS},
                 budget_ms=s.budget_for(case.id),
                 breaker_ms=s.breaker_ms,
                 baseline=None if base is None else base.samples,
-                tolerance=s.tolerance,
+                tolerance=s.busy_tolerance if busy else s.tolerance,
                 noise=noise,
                 noise_k=s.noise_k,
                 min_delta_ms=s.min_regression_ms,
@@ -110,6 +115,7 @@ class Judging:
                 require_baseline=s.require_baseline,
                 enforce_regression=not s.update_baselines,
             )
+            return told(verdict, [busy_reason(background, s.max_background_cores, s.busy_tolerance)] if busy else [])
 
         return judge
 
@@ -119,23 +125,24 @@ class Judging:
         result: CaseResult,
         verdict: CaseVerdict,
         judge: Judge,
-    ) -> tuple[CaseResult, CaseVerdict]:
+        background: float | None,
+    ) -> tuple[CaseResult, CaseVerdict, float | None]:
         """Re-measure a case that looks regressed; it stays regressed only if every re-run agrees."""
         s = self.run.settings
         case = result.case
         reruns: list[CaseVerdict] = []
         for attempt_no in range(1, s.confirm_runs + 1):
             time.sleep(s.confirm_pause_s * attempt_no)  # 1 s, then 2 s: outlast a slow spell
-            result = attempt(
-                lambda: measure_case(warm.engine, case, s.repetitions),
+            result, background = attempt(
+                lambda: self.run.meter.measure(lambda: measure_case(warm.engine, case, s.repetitions)),
                 (EngineError,),
                 lambda exc: f"{case.label}: re-run to confirm a regression failed: {exc}",
             )
             # each re-run re-tests hypotheses Holm already rejected, at alpha on its own
-            reruns.append(judge(result, None))
+            reruns.append(judge(result, None, background))
             if not any(r.failed for r in reruns[-1].regressions):
                 break
-        return result, confirmed(verdict, reruns)
+        return result, confirmed(verdict, reruns), background
 
     # ----- the whole grid ------------------------------------------------------------------
     def check_grid(self, warm: WarmEngine, lookup: baselines.Lookup, changed: Sequence[str] = ()) -> Regression:
@@ -148,18 +155,28 @@ class Judging:
         if not measured:
             skip("no case of this run has a baseline entry")
         floor = file.grid_noise("latency_ms")
+        cores = [r.background_cores for r in measured if r.background_cores is not None]
 
-        def judge(results: list[CaseResult]) -> Regression:
+        def judge(results: list[CaseResult], background: float | None) -> Regression:
             pairs = [(r.samples("latency_ms"), file.cases[r.case.id].samples["latency_ms"]) for r in results]
-            return grid_regression(
-                pairs, tolerance=s.grid_tolerance, noise_floor=floor, noise_k=s.noise_k, alpha=s.alpha
-            )
+            busy = self.run.busy(background) and s.busy_tolerance > s.grid_tolerance
+            tolerance = s.busy_tolerance if busy else s.grid_tolerance
+            grid = grid_regression(pairs, tolerance=tolerance, noise_floor=floor, noise_k=s.noise_k, alpha=s.alpha)
+            if busy:
+                grid = replace(
+                    grid, message=f"{grid.message}; {busy_reason(background, s.max_background_cores, tolerance)}"
+                )
+            return grid
 
-        grid = judge([r.result for r in measured])
+        grid = judge([r.result for r in measured], sum(cores) / len(cores) if cores else None)
         if grid.failed and s.confirm_runs:
             time.sleep(s.confirm_pause_s)
             self.run.progress(f"grid looks regressed; re-measuring {len(measured)} case(s) to confirm")
-            again = judge([measure_case(warm.engine, r.result.case, s.repetitions) for r in measured])
+            again = judge(
+                *self.run.meter.measure(
+                    lambda: [measure_case(warm.engine, r.result.case, s.repetitions) for r in measured]
+                )
+            )
             note = (
                 f" (confirmed on re-run; first run {(grid.ratio - 1) * 100:+.1f}%)"
                 if again.failed
@@ -196,9 +213,21 @@ class Judging:
 def told_what_changed(verdict: CaseVerdict, changed: Sequence[str]) -> CaseVerdict:
     """Every comparison with the baseline says what changed since it was recorded, e.g.
     ``...: REGRESSED; changed since the baseline: model sha256 1ae3c977 -> 3363cb49``."""
-    if not changed:
+    return told(verdict, ["changed since the baseline: " + "; ".join(changed)] if changed else [])
+
+
+def busy_reason(cores: float | None, limit: float, tolerance: float) -> str:
+    return (
+        f"the machine was busy (other processes kept {cores or 0:.2f} cores busy; limit {limit:g}), "
+        f"so the threshold is {tolerance:.0%}"
+    )
+
+
+def told(verdict: CaseVerdict, reasons: Sequence[str]) -> CaseVerdict:
+    """Every comparison with the baseline gets ``reasons`` appended to its message."""
+    if not reasons:
         return verdict
-    tail = "; changed since the baseline: " + "; ".join(changed)
+    tail = "".join(f"; {r}" for r in reasons)
     return CaseVerdict(
         checks=tuple(
             replace(c, message=c.message + tail)

@@ -45,6 +45,7 @@ class LatencySection:
         self._identity: baselines.Identity | None = None
         self._provenance: dict[str, str] | None = None
         self._prompts: dict[str, Prompt] = {}
+        self.background: dict[str, float | None] = {}  # case id -> other processes' cores while measured
 
     @property
     def specs(self) -> list[CaseSpec]:
@@ -241,8 +242,10 @@ class LatencySection:
     def measure(self, warm: WarmEngine, case: Case, benchmark: Any) -> CaseResult:
         """R repetitions through pytest-benchmark's pedantic mode; every Generation kept."""
         benchmark.group = f"{case.new_tokens} new tokens"
-        result = attempt(
-            lambda: measure_case(warm.engine, case, self.run.settings.repetitions, benchmark_runner(benchmark)),
+        result, self.background[case.id] = attempt(
+            lambda: self.run.meter.measure(
+                lambda: measure_case(warm.engine, case, self.run.settings.repetitions, benchmark_runner(benchmark))
+            ),
             (EngineError,),
             lambda exc: f"{case.label}: {exc}",
         )
@@ -258,7 +261,8 @@ class LatencySection:
 
     def verify(self, warm: WarmEngine, result: CaseResult, lookup: baselines.Lookup, node: pytest.Item) -> CaseRecord:
         """Judge a measured case against its budget, the breaker and the baseline (see Judging.verify)."""
-        return self.judging.verify(warm, result, lookup, node, self._provenance or {})
+        background = self.background.get(result.case.id)
+        return self.judging.verify(warm, result, lookup, node, self._provenance or {}, background)
 
     def check_grid(self, warm: WarmEngine, lookup: baselines.Lookup) -> Regression:
         """Is the whole grid slower than its baseline? (see Judging.check_grid)"""

@@ -4,6 +4,7 @@ that the terminal and the HTML report both show."""
 from __future__ import annotations
 
 import datetime
+import functools
 from dataclasses import asdict
 from typing import Any
 
@@ -90,8 +91,26 @@ class Outputs:
             for case_id, metric in self.latency.judging.late_rejections()
         ]
         lines += [Line(text, table=True) for text in self.service.table()]
+        lines += self._busy_lines()
         lines += [Line(note) for note in self.run.notes]
         return lines
+
+    def _busy_lines(self) -> list[Line]:
+        s = self.run.settings
+        busy = [
+            (r.background_cores or 0.0, r.case_id) for r in self.latency.records if self.run.busy(r.background_cores)
+        ]
+        if not busy:
+            return []
+        worst = max(busy)
+        return [
+            Line(
+                f"machine busy: other processes kept up to {worst[0]:.2f} cores busy ({worst[1]}) during "
+                f"{len(busy)} of {len(self.latency.records)} case(s) (limit --max-background-cores "
+                f"{s.max_background_cores:g}); their regression thresholds were raised to {s.busy_tolerance:.0%}",
+                warn=True,
+            )
+        ]
 
     # ----- the files ----------------------------------------------------------------------------
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -195,6 +214,24 @@ class Outputs:
         )
         self.run.notes.append(f"results JSON: {self.run.show(path)}")
 
+    def _refuse_a_disturbed_recording(
+        self, busiest: tuple[float, str] | None, recorded: baselines.BaselineFile
+    ) -> None:
+        """A baseline recorded on a disturbed machine would blind every later comparison: refuse it."""
+        s = self.run.settings
+        if busiest is not None and self.run.busy(busiest[0]):
+            raise baselines.BaselineError(
+                f"the machine was busy while recording (other processes kept {busiest[0]:.2f} cores busy during "
+                f"{busiest[1]}; limit --max-background-cores {s.max_background_cores:g}); a baseline recorded "
+                "so would blind later comparisons: re-record on a quiet machine"
+            )
+        floor = recorded.grid_noise("latency_ms")
+        if floor is not None and floor > s.max_noise_floor:
+            raise baselines.BaselineError(
+                f"the two recording passes disagree by {floor:.1%} (grid noise floor; limit --max-noise-floor "
+                f"{s.max_noise_floor:.0%}): the machine was not steady; re-record on a quiet machine"
+            )
+
     @staticmethod
     def _accepted_file(lookup: baselines.Lookup, identity: baselines.Identity) -> baselines.BaselineFile:
         """Every accepted case, as on disk now: the lookup may hold only the strictly matching
@@ -223,9 +260,14 @@ class Outputs:
         records = self.latency.records
         self.run.progress(f"noise floor: second pass over {len(records)} case(s) for the baselines")
         new_cases = {}
+        busiest: list[tuple[float, str]] = [(c, r.case_id) for r in records if (c := r.background_cores) is not None]
         for rec in records:
             first = rec.result
-            second = measure_case(warm.engine, first.case, self.run.settings.repetitions)
+            second, cores = self.run.meter.measure(
+                functools.partial(measure_case, warm.engine, first.case, self.run.settings.repetitions)
+            )
+            if cores is not None:
+                busiest.append((cores, rec.case_id))
             new_cases[rec.case_id] = baselines.CaseBaseline(
                 case_id=rec.case_id,
                 prompt=first.case.prompt.name,
@@ -238,6 +280,7 @@ class Outputs:
                 noise={m: baselines.drift(first.samples(m), second.samples(m)) for m in METRICS if first.samples(m)},
                 provenance=now,
             )
+        self._refuse_a_disturbed_recording(max(busiest, default=None), baselines.BaselineFile(identity, new_cases))
         current = self._accepted_file(lookup, identity)
         baselines.save(lookup.path, current.merged(new_cases))
         kept = len(current.cases.keys() - new_cases.keys())

@@ -14,6 +14,7 @@ from typing import Generic, NoReturn, TypeVar
 import pytest
 
 from npuperf import __version__, device
+from npuperf.machine import LoadMeter
 from npuperf.settings import Settings
 from npuperf.verdict import Check, Outcome
 
@@ -92,6 +93,11 @@ class Run:
         self.settings = settings
         self.notes: list[str] = []
         self.checks: list[Check] = []  # session-level checks (load, cold call, NPU, service), in order
+        self.meter = LoadMeter()
+
+    def busy(self, cores: float | None) -> bool:
+        """Did the rest of the machine keep more than --max-background-cores busy?"""
+        return cores is not None and cores > self.settings.max_background_cores
 
     @property
     def root(self) -> Path:
