@@ -7,12 +7,18 @@ REGRESSED anywhere has detected the slowdown). Prints one line per run and a tab
 Run from the repository root, alone on the machine:
 
     python benchmarks/error_rates.py [--trials 15] [--aa-per-trial 3] [--levels 0.05,0.10,0.20]
-                                     [-- extra pytest options]
+                                     [--load none|compare|both] [--load-cores 1] [-- extra pytest options]
+
+``--load compare`` keeps ``--load-cores`` unrelated busy-loop processes running while the
+A/A and canary runs are compared (the baselines are recorded on a quiet machine: a busy
+nightly laptop); ``--load both`` also while recording (the suite refuses such a recording;
+the refusals are counted).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -63,6 +69,8 @@ def suite(folder: Path, name: str, extra: list[str], *args: str) -> tuple[dict, 
         str(folder / f"{name}.html"),
         "--results-json",
         str(results),
+        "--history",
+        "none",
         *args,
         *extra,
     ]
@@ -72,6 +80,20 @@ def suite(folder: Path, name: str, extra: list[str], *args: str) -> tuple[dict, 
     if not results.is_file():
         raise SystemExit(f"error_rates: the suite wrote no results: {' '.join(cmd)}")
     return json.loads(results.read_text(encoding="utf-8")), elapsed
+
+
+@contextlib.contextmanager
+def load(cores: int, on: bool):  # type: ignore[no-untyped-def]
+    """``cores`` processes that each keep one core busy, like a virus scan or an indexer."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(cores if on else 0)]
+    try:
+        if procs:
+            time.sleep(0.5)
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def score(doc: dict, tally: Tally, seconds: float) -> str:  # type: ignore[type-arg]
@@ -99,6 +121,11 @@ def score(doc: dict, tally: Tally, seconds: float) -> str:  # type: ignore[type-
     )
 
 
+def _refusal(doc: dict) -> str:  # type: ignore[type-arg]
+    busy = [c.get("background_cores") for c in doc["cases"] if c.get("background_cores") is not None]
+    return f"other processes kept up to {max(busy):.2f} cores busy" if busy else "see the suite's output"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=15, help="fresh baseline recordings")
@@ -106,31 +133,41 @@ def main() -> int:
     parser.add_argument(
         "--levels", default="0.05,0.10,0.20", help="canary slowdowns per trial, comma list; 'none' for A/A only"
     )
+    parser.add_argument("--load", choices=("none", "compare", "both"), default="none", help="background load")
+    parser.add_argument("--load-cores", type=int, default=1, help="busy-loop processes of the background load")
     parser.add_argument("extra", nargs="*", help="extra pytest options (after --)")
     args = parser.parse_args()
     levels = () if args.levels == "none" else tuple(float(x) for x in args.levels.split(","))
     print(
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
         f"{args.trials} trials x ({args.aa_per_trial} A/A + {len(levels)} canary runs); "
-        f"options: {args.extra or 'defaults'}",
+        f"options: {args.extra or 'defaults'}; background load: {args.load} ({args.load_cores} busy core(s))",
         flush=True,
     )
     tallies = {0.0: Tally(), **{level: Tally() for level in levels}}
     reps = None
     record_seconds = []
+    refused = 0
     for trial in range(1, args.trials + 1):
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)
-            doc, seconds = suite(folder, "record", args.extra, "--update-baselines")
+            with load(args.load_cores, args.load == "both"):
+                doc, seconds = suite(folder, "record", args.extra, "--update-baselines")
             reps = doc["settings"]["repetitions"]
             record_seconds.append(seconds)
-            for i in range(args.aa_per_trial):
-                doc, seconds = suite(folder, f"aa{i}", args.extra)
-                print(f"trial {trial:3d} A/A      : {score(doc, tallies[0.0], seconds)}", flush=True)
-            for level in levels:
-                doc, seconds = suite(folder, f"slow{level}", args.extra, f"--inject-slowdown={level}")
-                print(f"trial {trial:3d} slow {level:4.0%} : {score(doc, tallies[level], seconds)}", flush=True)
+            if not any(folder.rglob("*/*.json")):
+                refused += 1
+                print(f"trial {trial:3d} recording refused: {_refusal(doc)}", flush=True)
+                continue
+            with load(args.load_cores, args.load != "none"):
+                for i in range(args.aa_per_trial):
+                    doc, seconds = suite(folder, f"aa{i}", args.extra)
+                    print(f"trial {trial:3d} A/A      : {score(doc, tallies[0.0], seconds)}", flush=True)
+                for level in levels:
+                    doc, seconds = suite(folder, f"slow{level}", args.extra, f"--inject-slowdown={level}")
+                    print(f"trial {trial:3d} slow {level:4.0%} : {score(doc, tallies[level], seconds)}", flush=True)
     mean_record = sum(record_seconds) / len(record_seconds)
+    print(f"\nrecordings refused by the suite (busy or unsteady machine): {refused} of {args.trials}")
     print(f"\nrepetitions per case: {reps}; recording baselines (two passes) took {mean_record:.1f} s on average\n")
     print(
         "| run | runs | flagged REGRESSED | rate (95% CI) | by the grid test | by a case "
