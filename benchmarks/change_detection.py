@@ -20,6 +20,7 @@ import argparse
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,13 @@ def series(store: Path) -> dict[str, list[float]]:
             if value:
                 out.setdefault(cid, []).append(value)
     return out
+
+
+def grid_series(cases: dict[str, list[float]]) -> list[float]:
+    """As ``npuperf history`` builds it: per run, the median case relative to its own median."""
+    typical = {cid: statistics.median(v) for cid, v in cases.items()}
+    runs = len(next(iter(cases.values())))
+    return [statistics.median(v[i] / typical[cid] for cid, v in cases.items()) for i in range(runs)]
 
 
 def main() -> int:
@@ -96,7 +104,30 @@ def main() -> int:
     print(f"| per grid ({len(data)} cases) | {args.histories} | {histories_with_any} | "
           f"{histories_with_any / args.histories:.1%} |")  # fmt: skip
 
-    print("\n| injected step | histories | found at the run (+-1) | missed |")
+    grid_alarms = 0
+    runs_by_case = {cid: v[:n] for cid, v in data.items()}
+    for _ in range(args.histories):
+        order = rng.sample(range(n), n)  # permute whole runs: every case keeps its run's conditions
+        permuted = {cid: [v[i] for i in order] for cid, v in runs_by_case.items()}
+        grid_alarms += bool(change_points(grid_series(permuted), alpha=args.alpha, min_step=args.min_step))
+    print(f"| grid series (median case) | {args.histories} | {grid_alarms} | {grid_alarms / args.histories:.1%} |")
+    real_grid = change_points(grid_series(runs_by_case), alpha=args.alpha, min_step=args.min_step)
+    print(f"\nthe real sequence, grid series: {[f'run {s.index + 1}: {s.words}' for s in real_grid] or 'no step'}")
+
+    print("\n| injected step, grid series (every case) | histories | found at the run (+-1) | missed |")
+    print("|---|---|---|---|")
+    for step in (0.05, 0.10, 0.20):
+        found = 0
+        for _ in range(args.histories):
+            order = rng.sample(range(n), n)
+            at = rng.randrange(MIN_SIZE, n - MIN_SIZE + 1)
+            slowed = {cid: [v[i] * (1 + step) if k >= at else v[i] for k, i in enumerate(order)]
+                      for cid, v in runs_by_case.items()}  # fmt: skip
+            steps = change_points(grid_series(slowed), alpha=args.alpha, min_step=args.min_step)
+            found += any(abs(s.index - at) <= 1 and s.ratio > 1 for s in steps)
+        print(f"| +{step:.0%} | {args.histories} | {found} ({found / args.histories:.0%}) | {args.histories - found} |")
+
+    print("\n| injected step, one case | histories | found at the run (+-1) | missed |")
     print("|---|---|---|---|")
     for step in (0.05, 0.10, 0.20):
         found = tries = 0

@@ -154,3 +154,40 @@ def test_python_dash_m_npuperf_runs(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("npuperf: ")
     assert "no history here" in proc.stderr
+
+
+def test_history_of_several_identities_shows_the_latest_and_lists_the_others(tmp_path: Path) -> None:
+    store = history.History(tmp_path / "h.sqlite")
+    case = history.CaseRun("t8-p8", "corpus-8", 8, 8, "greedy", 500.0, "ok", {"latency_ms": (5.0, 5.1)})
+    for model, digest in (("tiny-qwen2", "aaaa11112222"), ("qwen2-7b", "bbbb33334444")):
+        identity = {"device": {"cpu": "X Elite"}, "engine": "genie", "provider": "QnnHtp", "model_id": model}
+        store.record(history.Run("2026-11-26", identity, digest, {}, "c", {}, "passed", {"t8-p8": case}))
+    status, lines = run(["--history", str(store.path), "history"])
+    assert status == 0
+    assert lines[0] == "genie/QnnHtp qwen2-7b on X Elite"
+    assert lines[1:3] == [
+        "other identities in this history (choose one with --identity DIGEST):",
+        "  aaaa11112222: genie/QnnHtp tiny-qwen2",
+    ]
+    status, lines = run(["--history", str(store.path), "history", "--identity", "aaaa"])
+    assert lines[0] == "genie/QnnHtp tiny-qwen2 on X Elite"
+
+
+def test_a_step_of_every_case_shows_in_the_grid_series(tmp_path: Path) -> None:
+    store = history.History(tmp_path / "h.sqlite")
+    identity = {"device": {"os": "linux"}, "engine": "e", "provider": "p", "model_id": "m"}
+    for night in range(16):
+        level = 1.0 if night < 8 else 1.12  # a runtime upgrade on night 9 slows every case 12%
+        cases = {}
+        for cid, base in (("t8-p8", 2.0), ("t32-p8", 5.0), ("t64-p8", 9.0)):
+            samples = tuple(base * level * (1 + (night * 3 + k) % 4 / 400) for k in range(5))
+            cases[cid] = history.CaseRun(cid, "corpus-8", 8, 8, "greedy", 500.0, "ok", {"latency_ms": samples})
+        runtime = {"version onnxruntime-genai": "0.18.0" if night < 8 else "0.19.0"}
+        store.record(history.Run(f"2026-11-{night + 1:02d}", identity, "d", runtime, "c", {}, "passed", cases))
+    status, lines = run(["--history", str(store.path), "history"])
+    assert status == 0
+    grid = [line for line in lines if line.startswith("whole grid")]
+    assert len(grid) == 1
+    assert grid[0].startswith("whole grid latency_ms stepped up +12.")
+    assert grid[0].endswith("at run 9 (2026-11-09, commit c); changed on that run: onnxruntime-genai 0.18.0 -> 0.19.0")
+    assert "run 9: changed onnxruntime-genai 0.18.0 -> 0.19.0" in lines

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from npuperf import baselines, changes, history
 from npuperf.cli.runs import CliError
+from npuperf.stats import median
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class Trend:
     runs: tuple[history.Run, ...]
     metric: str
     case_ids: tuple[str, ...]
+    others: tuple[str, ...] = ()  # the history's other identities, as "digest: engine/provider model"
 
     def series(self, case_id: str) -> list[tuple[history.Run, float]]:
         out = []
@@ -28,6 +30,18 @@ class Trend:
                 out.append((run, value))
         return out
 
+    def grid(self) -> list[tuple[history.Run, float]]:
+        """Per run, the median over cases of each case's median relative to that case's median
+        over all the runs: one series for the whole grid, far steadier than any one case, in
+        which a change that slows every case (a runtime, a driver, a thermal setting) shows."""
+        typical = {cid: median([v for _, v in s]) for cid in self.case_ids if (s := self.series(cid))}
+        out = []
+        for run in self.runs:
+            ratios = [v / typical[cid] for cid in typical if (v := _value(run, cid, self.metric)) is not None]
+            if ratios:
+                out.append((run, median(ratios)))
+        return out
+
     def marks(self) -> dict[int, list[str]]:
         """Run id -> what changed on that run since the run before it (the commit aside)."""
         out = {}
@@ -36,6 +50,12 @@ class Trend:
             if changed:
                 out[run.id or 0] = changed
         return out
+
+
+def _value(run: history.Run, case_id: str, metric: str) -> float | None:
+    case = run.cases.get(case_id)
+    value = None if case is None else case.median(metric)
+    return value if value is not None and value > 0 else None
 
 
 def trend(store: history.History, case: str | None, metric: str, last: int, identity: str | None) -> Trend:
@@ -51,7 +71,8 @@ def trend(store: history.History, case: str | None, metric: str, last: int, iden
     case_ids = tuple(dict.fromkeys(cid for r in mine for cid in r.cases))
     if case is not None and case not in case_ids:
         raise CliError(f"--case {case!r} is not in these runs; cases: {', '.join(case_ids)}")
-    return Trend(tuple(mine), metric, (case,) if case else case_ids)
+    others = tuple(line for line in identities(runs) if not line.startswith(matching[0]))
+    return Trend(tuple(mine), metric, (case,) if case else case_ids, others)
 
 
 def case_table(t: Trend, case_id: str) -> list[str]:
@@ -86,15 +107,16 @@ def grid_table(t: Trend) -> list[str]:
 def step_lines(t: Trend, alpha: float, min_step: float) -> list[str]:
     """Every detected step, naming the run where it happened and what changed on that run."""
     marks, lines = t.marks(), []
-    for cid in t.case_ids:
-        series = t.series(cid)
+    named = [("whole grid", t.grid())] if len(t.case_ids) > 1 else []
+    for name, series in named + [(cid, t.series(cid)) for cid in t.case_ids]:
         if len(series) < 2 * changes.MIN_SIZE:
             continue
         for step in changes.change_points([v for _, v in series], alpha=alpha, min_step=min_step):
             run = series[step.index][0]
             why = marks.get(run.id or 0)
+            words = step.words.split(": median")[0] if name == "whole grid" else step.words
             lines.append(
-                f"{cid} {t.metric} {step.words} at run {run.id} ({run.created[:10]}, commit {run.commit[:12]})"
+                f"{name} {t.metric} {words} at run {run.id} ({run.created[:10]}, commit {run.commit[:12]})"
                 + (f"; changed on that run: {'; '.join(why)}" if why else "; no recorded change on that run")
             )
     runs = len(t.runs)
@@ -138,8 +160,13 @@ def plot(t: Trend, out: Path) -> str:
 
 
 def render(t: Trend, alpha: float, min_step: float) -> list[str]:
+    first = t.runs[0].identity
+    cpu = first.get("device", {}).get("cpu", "?")
+    head = [f"{first.get('engine')}/{first.get('provider')} {first.get('model_id')} on {cpu}"]
+    if t.others:
+        head += ["other identities in this history (choose one with --identity DIGEST):", *(f"  {o}" for o in t.others)]
     body = case_table(t, t.case_ids[0]) if len(t.case_ids) == 1 else grid_table(t)
-    return [*body, "", *step_lines(t, alpha, min_step)]
+    return [*head, *body, "", *step_lines(t, alpha, min_step)]
 
 
 def identities(runs: Sequence[history.Run]) -> list[str]:
