@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -148,7 +149,7 @@ class History:
             )
         if version == VERSION:
             return
-        if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
+        if self._wal(conn) != "wal":
             raise HistoryError(f"{self.path}: SQLite cannot use WAL here (a network share?); use a local path")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -161,6 +162,19 @@ class History:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _wal(conn: sqlite3.Connection) -> str:
+        """Switch to WAL. Two runs creating one new history race here, and this pragma answers
+        "database is locked" at once instead of waiting: retry within the busy timeout."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def record(self, run: Run) -> int:
         """Append ``run`` in one transaction; returns its id."""

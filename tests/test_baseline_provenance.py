@@ -28,6 +28,9 @@ filterwarnings = default
 REAL_INI = """
 [pytest]
 addopts = -p npuperf.plugin -p no:cacheprovider -p no:html -m "not npu and not service"
+# about provenance, not the machine: tests/test_plugin_machine.py covers the machine checks
+npuperf_max_background_cores = 100
+npuperf_max_noise_floor = 9
 npuperf_engine = ort-genai
 npuperf_model = models/tiny-qwen2
 npuperf_token_budgets = 16,32
