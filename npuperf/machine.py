@@ -11,8 +11,9 @@ unrelated busy-loop process. psutil reads the counters on Linux, Windows and mac
 
 The OS counts CPU time in ticks (10 ms on Linux), so over a 60 ms case one tick of any
 process reads as 0.17 cores. A window shorter than MIN_WINDOW_S is therefore extended
-back over the marks taken before it: the figure is the machine's load during and just
-before the case, over at least a second (about +-0.02 cores).
+back over the marks of the measurements before it: the figure is the machine's load during
+and just before the case, over at least a second (about +-0.02 cores); the first short
+measurement of a session has nothing to reach back to and says nothing (None).
 """
 
 from __future__ import annotations
@@ -46,10 +47,9 @@ class LoadMeter:
         else:
             self._psutil = psutil
             self._process = psutil.Process()
+        # marks of earlier measurements only: a short window never reaches back over work
+        # that is not a measurement (loading, the NPU probes and the processes they start)
         self._recent: deque[Mark] = deque(maxlen=256)
-        first = self.mark()  # the window of the first short case reaches back to here
-        if first is not None:
-            self._recent.append(first)
 
     @property
     def available(self) -> bool:

@@ -54,6 +54,25 @@ def build_fallback_block(out: Path) -> Path:
     return out / "model.onnx"
 
 
+def small_suite_ini(engine: str = "fake-clock", repetitions: int = 4, **settings: object) -> str:
+    """pytest.ini of a two-case suite (8 and 16 tokens, 8-token prompt) on a fake engine, the
+    virtual-clock one by default; ``settings`` adds npuperf_<name> = value lines."""
+    extra = "".join(f"npuperf_{name} = {value}\n" for name, value in settings.items())
+    return f"""
+[pytest]
+addopts = -p npuperf.plugin -p no:cacheprovider -p no:html -m "not npu and not service"
+npuperf_engine = {engine}
+npuperf_model = prefill_ms=2,token_ms=0.5
+npuperf_token_budgets = 8,16
+npuperf_prompt_lengths = 8
+npuperf_team_prompts = none
+npuperf_repetitions = {repetitions}
+npuperf_warmup = 1
+npuperf_confirm_pause_s = 0
+{extra}filterwarnings = default
+"""
+
+
 def copy_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ini: str) -> pytest.Pytester:
     """A copy of the real perf_tests/ under ``ini``, with the fake engines registered in a root conftest."""
     monkeypatch.syspath_prepend(str(ROOT / "tests"))

@@ -9,21 +9,9 @@ import sys
 
 import pytest
 
-from conftest import MODEL, ROOT, copy_suite, needs_onnx
+from conftest import MODEL, ROOT, copy_suite, needs_onnx, small_suite_ini
 
-CLOCK_INI = """
-[pytest]
-addopts = -p npuperf.plugin -p no:cacheprovider -p no:html -m "not npu and not service"
-npuperf_engine = fake-clock
-npuperf_model = prefill_ms=2,token_ms=0.5
-npuperf_token_budgets = 8,16
-npuperf_prompt_lengths = 8
-npuperf_team_prompts = none
-npuperf_repetitions = 6
-npuperf_warmup = 1
-npuperf_confirm_pause_s = 0
-filterwarnings = default
-"""
+CLOCK_INI = small_suite_ini(repetitions=6)
 
 REAL_INI = """
 [pytest]

@@ -9,27 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, copy_suite
+from conftest import ROOT, copy_suite, small_suite_ini
 from npuperf import history
 from npuperf.cli import main, run
 
-FAST = """
-[pytest]
-addopts = -p npuperf.plugin -p no:cacheprovider -p no:html -m "not npu and not service"
-npuperf_engine = {engine}
-npuperf_model = prefill_ms=2,token_ms=0.5
-npuperf_token_budgets = 8,16
-npuperf_prompt_lengths = 8
-npuperf_team_prompts = none
-npuperf_repetitions = 6
-npuperf_warmup = 1
-npuperf_confirm_pause_s = 0
-filterwarnings = default
-"""
-
 
 def suite_of(engine: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
-    return copy_suite(pytester, monkeypatch, FAST.format(engine=engine))
+    return copy_suite(pytester, monkeypatch, small_suite_ini(engine, repetitions=6))
 
 
 def test_history_after_three_runs_shows_three_rows(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:

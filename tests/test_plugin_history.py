@@ -4,22 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import copy_suite
+from conftest import copy_suite, small_suite_ini
 from npuperf.history import History
 
-INI = """
-[pytest]
-addopts = -p npuperf.plugin -p no:cacheprovider -p no:html -m "not npu and not service"
-npuperf_engine = fake-clock
-npuperf_model = prefill_ms=2,token_ms=0.5
-npuperf_token_budgets = 8,16
-npuperf_prompt_lengths = 8
-npuperf_team_prompts = none
-npuperf_repetitions = 4
-npuperf_warmup = 1
-npuperf_confirm_pause_s = 0
-filterwarnings = default
-"""
+INI = small_suite_ini()
 
 
 @pytest.fixture

@@ -12,24 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import copy_suite
+from conftest import copy_suite, small_suite_ini
 from npuperf.machine import MIN_WINDOW_S, LoadMeter
 
-INI = """
-[pytest]
-addopts = -p npuperf.plugin -p no:cacheprovider -p no:html -m "not npu and not service"
-npuperf_engine = fake-clock
-npuperf_model = prefill_ms=2,token_ms=0.5
-npuperf_token_budgets = 8,16
-npuperf_prompt_lengths = 8
-npuperf_team_prompts = none
-npuperf_repetitions = 4
-npuperf_warmup = 1
-npuperf_confirm_pause_s = 0
-# these fakes' slowdowns add under 1 ms to the shortest case: judge them by ratio alone
-npuperf_min_regression_ms = 0
-filterwarnings = default
-"""
+INI = small_suite_ini(min_regression_ms=0)  # these fakes' slowdowns add under 1 ms to the shortest case
 
 
 @pytest.fixture
