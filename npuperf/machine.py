@@ -4,7 +4,8 @@ A nightly laptop also runs updates, indexers and virus scans. Their CPU time slo
 engine without any change to it, and a verdict cannot tell the two apart from latency
 alone. So the suite measures it: the machine's busy CPU time (every process, and the
 hypervisor's steal on a VM) minus this process's own (with the children it waited for),
-over the wall time, is how many cores the rest of the machine kept busy meanwhile.
+over the wall time, is how many cores the rest of the machine kept busy meanwhile. "Own"
+includes the processes this one started (the reference server the suite runs, probes).
 
 Measured here (2-core VM): 0.003 cores with nothing else running, 1.006 with one
 unrelated busy-loop process. psutil reads the counters on Linux, Windows and macOS.
@@ -64,7 +65,19 @@ class LoadMeter:
         busy = total - t.idle - getattr(t, "iowait", 0.0)
         own = self._process.cpu_times()
         mine = own.user + own.system + own.children_user + own.children_system
-        return Mark(busy_s=busy, own_s=mine, wall_s=time.perf_counter())
+        return Mark(busy_s=busy, own_s=mine + self._live_children(), wall_s=time.perf_counter())
+
+    def _live_children(self) -> float:
+        """CPU seconds of this process's live descendants (the reference server, QNN probes):
+        ours, not the machine's (finished, waited-for children are in children_user/system)."""
+        total = 0.0
+        for child in self._process.children(recursive=True):
+            try:
+                t = child.cpu_times()
+            except (self._psutil.NoSuchProcess, self._psutil.AccessDenied):
+                continue
+            total += t.user + t.system
+        return total
 
     def cores_since(self, mark: Mark | None) -> float | None:
         """Cores the rest of the machine kept busy since ``mark`` (or over the last MIN_WINDOW_S
