@@ -45,7 +45,10 @@ class CircuitBreaker:
     consecutive_slow: int = 0
     opened_at: float | None = None
     trips: int = 0
+    opened_because: str = ""  # what the requests that opened it did, in words
     _trial_in_flight: bool = field(default=False, repr=False)
+    # the current run of slow or failed requests: (latency, "") or (None, why it failed)
+    _streak: list[tuple[float | None, str]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         if self.threshold_ms <= 0:
@@ -75,32 +78,48 @@ class CircuitBreaker:
             self._trial_in_flight = True
         return None
 
-    def record(self, latency_ms: float | None, failed: bool = False) -> None:
-        """The outcome of an admitted request: its latency, or ``failed`` for an error."""
+    def record(self, latency_ms: float | None, failed: bool = False, reason: str = "") -> None:
+        """The outcome of an admitted request: its latency, or ``failed`` (with ``reason``) for an error."""
         slow = failed or latency_ms is None or latency_ms > self.threshold_ms
+        if slow:
+            self.consecutive_slow += 1
+            self._streak = [*self._streak[-(self.trip_after - 1) :], (None if failed else latency_ms, reason)]
+        else:
+            self.consecutive_slow, self._streak = 0, []
         if self.state is State.HALF_OPEN:
             self._trial_in_flight = False
             if slow:
-                self._open()
+                self._open(trial=True)
             else:
-                self.state, self.consecutive_slow = State.CLOSED, 0
+                self.state = State.CLOSED
             return
-        if not slow:
-            self.consecutive_slow = 0
-            return
-        self.consecutive_slow += 1
         if self.state is State.CLOSED and self.consecutive_slow >= self.trip_after:
-            self._open()
+            self._open(trial=False)
 
     def release(self) -> None:
         """An admitted request ended without an outcome (e.g. refused by the queue)."""
         if self.state is State.HALF_OPEN:
             self._trial_in_flight = False
 
-    def _open(self) -> None:
+    def _open(self, trial: bool) -> None:
         self.state = State.OPEN
         self.opened_at = self.clock()
         self.trips += 1
+        self.opened_because = self._describe(self._streak[-1:] if trial else self._streak, trial)
+
+    def _describe(self, outcomes: list[tuple[float | None, str]], trial: bool) -> str:
+        """E.g. '2 consecutive requests over 2000 ms (2412 ms, 2511 ms)' or '3 consecutive requests failed (...)'."""
+        slow = [f"{ms:.0f} ms" for ms, _ in outcomes if ms is not None]
+        failed = [why or "no outcome" for ms, why in outcomes if ms is None]
+        who = "the half-open trial request" if trial else f"{len(outcomes)} consecutive requests"
+        parts = []
+        if slow:
+            parts.append(f"over {self.threshold_ms:g} ms ({', '.join(slow)})")
+        if failed:
+            parts.append(f"failed ({'; '.join(dict.fromkeys(failed))})")
+        if slow and failed:
+            return f"{who}: {len(slow)} {parts[0]}, {len(failed)} {parts[1]}"
+        return f"{who} {parts[0]}" if parts else who
 
     def snapshot(self) -> dict[str, object]:
         return {
@@ -111,4 +130,5 @@ class CircuitBreaker:
             "consecutive_slow": self.consecutive_slow,
             "retry_after_s": round(self.retry_after_s(), 3),
             "trips": self.trips,
+            "opened_because": self.opened_because,
         }

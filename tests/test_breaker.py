@@ -101,3 +101,40 @@ def test_a_released_trial_frees_the_half_open_slot(breaker: CircuitBreaker, cloc
 def test_bad_settings_are_named(kwargs: dict[str, float], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CircuitBreaker(**kwargs)  # type: ignore[arg-type]
+
+
+def test_it_says_what_opened_it_slow_failed_or_both(clock: Clock) -> None:
+    slow = CircuitBreaker(threshold_ms=2000, trip_after=2, clock=clock)
+    slow.record(2412.4)
+    slow.record(2511)
+    assert slow.opened_because == "2 consecutive requests over 2000 ms (2412 ms, 2511 ms)"
+    failed = CircuitBreaker(threshold_ms=2000, trip_after=3, clock=clock)
+    for _ in range(3):
+        failed.record(None, failed=True, reason="engine failed: device lost")
+    assert failed.opened_because == "3 consecutive requests failed (engine failed: device lost)"
+    mixed = CircuitBreaker(threshold_ms=2000, trip_after=3, clock=clock)
+    mixed.record(2500)
+    mixed.record(None, failed=True, reason="engine failed: x")
+    mixed.record(3000)
+    assert (
+        mixed.opened_because == "3 consecutive requests: 2 over 2000 ms (2500 ms, 3000 ms), 1 failed (engine failed: x)"
+    )
+    assert mixed.snapshot()["opened_because"] == mixed.opened_because
+
+
+def test_a_reopening_trial_names_only_itself(breaker: CircuitBreaker, clock: Clock) -> None:
+    for _ in range(3):
+        breaker.record(3000)
+    clock.now += 30
+    assert breaker.admit() is None
+    breaker.record(None, failed=True, reason="engine failed: boom")
+    assert breaker.opened_because == "the half-open trial request failed (engine failed: boom)"
+
+
+def test_a_fast_request_forgets_the_streak(breaker: CircuitBreaker) -> None:
+    breaker.record(2500)
+    breaker.record(2600)
+    breaker.record(10)
+    for latency in (2700, 2800, 2900):
+        breaker.record(latency)
+    assert breaker.opened_because == "3 consecutive requests over 2000 ms (2700 ms, 2800 ms, 2900 ms)"

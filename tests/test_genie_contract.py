@@ -115,6 +115,25 @@ def test_contract_early_stop_reports_the_real_count(appbuilder, engine: GenieEng
     assert result.tokens_generated == (3, 3)
 
 
+def test_contract_an_exception_from_on_token_stops_the_dialog_and_is_raised_after_query(
+    appbuilder, engine: GenieEngine
+) -> None:
+    class Gone(Exception):
+        pass
+
+    calls = []
+
+    def hang_up() -> None:  # the server's ClientGone after the second piece of text
+        calls.append(1)
+        if len(calls) == 2:
+            raise Gone("client left")
+
+    with pytest.raises(Gone, match="client left"):
+        engine.generate("你好", 500, on_token=hang_up)
+    assert len(calls) == 2  # not called again once it raised
+    assert engine.generate("你好", 4).new_tokens == 4  # the dialog still works
+
+
 def test_contract_speculative_overshoot_is_kept_and_flagged(appbuilder, engine: GenieEngine) -> None:
     appbuilder.SIM.accept = 3  # a self-speculative pass accepts several tokens
     g = engine.generate("你好", 8)

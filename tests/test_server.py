@@ -341,7 +341,7 @@ def test_a_url_without_scheme_is_rejected() -> None:
     [
         (["--engine", "nope"], "unknown engine 'nope'"),
         (["--port", "70000"], "port must be 0..65535"),
-        (["--max-queue", "0"], "max_queue must be >= 1"),
+        (["--max-queue", "0"], "--max-queue must be >= 1"),
     ],
 )
 def test_cli_errors_exit_2_with_the_reason(args: list[str], message: str) -> None:

@@ -351,10 +351,20 @@ class GenieEngine(LoadedParts):
         arrivals: list[int] = []
 
         pieces: list[str] = []
+        raised: list[BaseException] = []
 
         def callback(text: str) -> bool:
-            if on_token is not None:
-                on_token()
+            # An exception must not cross the extension's C++ frames: keep it, ask the
+            # dialog to stop (returning False), and raise it once Query has returned.
+            if raised:
+                return False
+            try:
+                if on_token is not None:
+                    on_token()
+            except BaseException as exc:  # e.g. the server's ClientGone: stop generating
+                raised.append(exc)
+                ctx.Stop()
+                return False
             arrivals.append(time.perf_counter_ns())
             pieces.append(text)
             return True
@@ -362,6 +372,8 @@ class GenieEngine(LoadedParts):
         submit = time.perf_counter_ns()
         ok = ctx.Query(prompt, callback)
         end = time.perf_counter_ns()
+        if raised:
+            raise raised[0]
         if ok is False:
             raise EngineError(f"Genie Query failed for a {prompt_tokens}-token prompt")
         profile = parse_profile(ctx.GetProfile())

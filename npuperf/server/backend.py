@@ -6,7 +6,9 @@ breaker. The FastAPI app in ``app.py`` only routes requests to these methods.
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -21,6 +23,8 @@ from npuperf.server.config import ServerConfig
 from npuperf.server.gate import EngineGate, QueueFull
 from npuperf.server.responses import (
     FAILURES,
+    BadPrompt,
+    ClientGone,
     ContextTooLong,
     infer_body,
     is_engine_failure,
@@ -69,14 +73,21 @@ class Backend:
 
         self.gate.call(warm)
 
+    @property
+    def started(self) -> bool:
+        return self.load_s is not None
+
     def stop(self) -> None:
         self.gate.call(self.engine.close)
         self.gate.shutdown()
 
     # ----- requests ---------------------------------------------------------------------
-    def check_context(self, prompt: str, new_tokens: int) -> int:
-        """The prompt's token count; ContextTooLong when prompt + budget exceed the context."""
+    def check_prompt(self, prompt: str, new_tokens: int) -> int:
+        """The prompt's token count; BadPrompt for zero tokens, ContextTooLong when prompt +
+        budget exceed the context. Both are the client's input: 422, never a breaker failure."""
         tokens = len(self.engine.tokenizer.encode(prompt))
+        if tokens == 0:
+            raise BadPrompt("encodes to zero tokens with this model's tokenizer; send text the model can read")
         limit = self.engine.info.context_length
         if limit is not None and tokens + new_tokens > limit:
             raise ContextTooLong(
@@ -89,11 +100,11 @@ class Backend:
         """None when the request may go ahead (a queue place is reserved), else the 503 answer."""
         wait = self.breaker.admit()
         if wait is not None:
-            return unavailable(
-                f"circuit breaker open: {self.breaker.consecutive_slow} consecutive requests over "
-                f"{self.config.breaker_ms:g} ms; retry in {math.ceil(wait)} s",
-                wait,
-            )
+            if self.breaker.state.value == "half-open":
+                why = "circuit breaker half-open: its one trial request is still running"
+            else:
+                why = f"circuit breaker open: {self.breaker.opened_because}"
+            return unavailable(f"{why}; retry in {math.ceil(wait)} s", wait)
         try:
             self.gate.reserve()
         except QueueFull as exc:
@@ -101,25 +112,49 @@ class Backend:
             return refusal(exc, self.engine.info.context_length)
         return None
 
-    async def generate(self, body: InferBody, on_token: Callable[[], None] | None) -> dict[str, Any] | JSONResponse:
-        """Queue, generate, record with the breaker: the shared path of infer and its stream."""
+    async def generate(
+        self, body: InferBody, on_token: Callable[[], None] | None, stop: threading.Event | None = None
+    ) -> dict[str, Any] | JSONResponse:
+        """Queue, generate, record with the breaker: the shared path of infer and its stream.
+
+        ``stop`` set (the client hung up) stops the engine at its next token, or before it
+        starts; the request then has no outcome for the breaker, and its queue place is
+        held until the engine really stops.
+        """
         start = time.perf_counter()
+        stop = stop or threading.Event()
+
+        def tick() -> None:  # engine thread, before each token's timestamp
+            if stop.is_set():
+                raise ClientGone("the engine stopped at its next token")
+            if on_token is not None:
+                on_token()
 
         def job() -> Generation:
-            self.check_context(body.prompt, body.max_new_tokens)
-            return self.engine.generate(body.prompt, body.max_new_tokens, on_token=on_token)
+            if stop.is_set():
+                raise ClientGone("it left before its turn in the queue")
+            self.check_prompt(body.prompt, body.max_new_tokens)
+            return self.engine.generate(body.prompt, body.max_new_tokens, on_token=tick)
 
         try:
             gen, queue_ms = await self.gate.run(job)
+        except asyncio.CancelledError:
+            stop.set()
+            self.breaker.release()
+            raise
         except FAILURES as exc:
-            if is_engine_failure(exc):
-                self.breaker.record(None, failed=True)
-            else:
-                self.breaker.release()
+            self._settle(exc)
             return refusal(exc, self.engine.info.context_length)
         server_ms = (time.perf_counter() - start) * 1000
         self.breaker.record(server_ms)
         return infer_body(gen, queue_ms, server_ms, body.temperature)
+
+    def _settle(self, exc: Exception) -> None:
+        """A request that ended in one of FAILURES: a failure for the breaker only if the engine failed."""
+        if is_engine_failure(exc):
+            self.breaker.record(None, failed=True, reason=f"engine failed: {exc}")
+        else:
+            self.breaker.release()
 
     def health(self) -> dict[str, Any]:
         info = self.engine.info
@@ -139,20 +174,27 @@ class Backend:
         }
 
     async def benchmark(self, prompt: str, max_new_tokens: int, runs: int) -> dict[str, Any] | JSONResponse:
-        """``runs`` generations in one queue slot, summarised on the server's own clock."""
-        try:
-            self.gate.reserve()
-        except QueueFull as exc:
-            return refusal(exc, self.engine.info.context_length)
+        """``runs`` generations in one queue slot, summarised on the server's own clock.
+
+        Behind the breaker like any request: refused while it is open, and its slowest run
+        is its outcome (a benchmark of slow generations is as slow as they are)."""
+        refused = self.admit()
+        if refused is not None:
+            return refused
 
         def job() -> list[Generation]:
-            self.check_context(prompt, max_new_tokens)
+            self.check_prompt(prompt, max_new_tokens)
             return [self.engine.generate(prompt, max_new_tokens) for _ in range(runs)]
 
         try:
             gens, queue_ms = await self.gate.run(job)
+        except asyncio.CancelledError:
+            self.breaker.release()
+            raise
         except FAILURES as exc:
+            self._settle(exc)
             return refusal(exc, self.engine.info.context_length)
+        self.breaker.record(max(g.latency_ms for g in gens))
         samples = {m: [v for g in gens if (v := getattr(g, m)) is not None] for m in BENCHMARK_METRICS}
         return {
             "engine": self.engine.info.engine,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 from npuperf.engines.base import Engine, EngineError, EngineOptions, create_engine, known_engines
@@ -26,12 +27,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes, help="larger request bodies get 413")
     p.add_argument("--max-queue", type=int, default=d.max_queue, help="requests waiting or running; more get 503")
     p.add_argument("--queue-timeout-s", type=float, default=d.queue_timeout_s, help="longest wait in the queue")
+    p.add_argument(
+        "--read-timeout-s", type=float, default=d.read_timeout_s, help="longest wait for a request's headers or body"
+    )
     p.add_argument("--breaker-ms", type=float, default=d.breaker_ms, help="a request slower than this is slow")
     p.add_argument("--breaker-trip-after", type=int, default=d.breaker_trip_after, help="slow requests in a row")
     p.add_argument("--breaker-cooldown-s", type=float, default=d.breaker_cooldown_s, help="open time before a trial")
     p.add_argument("--warmup", type=int, default=d.warmup, help="warm-up generations at startup")
     p.add_argument("--inject-slowdown", type=float, default=0.0, help="canary: slow the engine by this fraction")
     p.add_argument("--log-level", default="warning", help="uvicorn log level")
+    p.add_argument(
+        "--docs",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="serve /docs and /openapi.json (default: only when bound to loopback)",
+    )
     return p
 
 
@@ -45,10 +55,12 @@ def main(argv: list[str] | None = None) -> int:
             max_body_bytes=args.max_body_bytes,
             max_queue=args.max_queue,
             queue_timeout_s=args.queue_timeout_s,
+            read_timeout_s=args.read_timeout_s,
             breaker_ms=args.breaker_ms,
             breaker_trip_after=args.breaker_trip_after,
             breaker_cooldown_s=args.breaker_cooldown_s,
             warmup=args.warmup,
+            docs=args.docs,
         )
         engine: Engine = create_engine(
             args.engine, EngineOptions(model=args.model, provider=args.ep, extra={"htp_perf_mode": args.htp_perf_mode})
@@ -56,26 +68,45 @@ def main(argv: list[str] | None = None) -> int:
         if args.inject_slowdown:
             engine = SlowedEngine(engine, args.inject_slowdown)
     except (ValueError, EngineError) as exc:
-        print(f"npuperf.server: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"npuperf.server: {_option_name(str(exc))}")
     try:
         import uvicorn
+
+        from npuperf.server.app import create_app
+        from npuperf.server.backend import Backend
+        from npuperf.server.launch import uvicorn_config
     except ImportError as exc:
-        print(f"npuperf.server: needs fastapi and uvicorn ({exc}); pip install -r requirements.txt", file=sys.stderr)
-        return 2
+        return _fail(f"npuperf.server: needs fastapi and uvicorn ({exc}); pip install -r requirements.txt")
     try:
         sock = listening_socket(config.host, config.port)
     except OSError as exc:
-        print(f"npuperf.server: cannot bind {config.host}:{config.port} ({exc.strerror})", file=sys.stderr)
-        return 2
+        return _fail(f"npuperf.server: cannot bind {config.host}:{config.port} ({exc.strerror})")
+    backend = Backend(engine, config)
+    try:
+        backend.start()  # before serving: a missing or corrupt model is one line, not a traceback
+    except Exception as exc:  # any runtime's load failure, reported once without its chain
+        sock.close()
+        with contextlib.suppress(Exception):
+            backend.stop()
+        return _fail(f"npuperf.server: cannot load {args.engine} model {args.model!r}: {exc}")
     port = sock.getsockname()[1]
 
     def announce(what: str) -> None:
         print(f"npuperf.server: {what}; listening on http://{config.host}:{port}", flush=True)
 
-    from npuperf.server.app import create_app
-
-    app = create_app(engine, config, announce=announce)
-    server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, lifespan="on", timeout_graceful_shutdown=5))
+    server = uvicorn.Server(uvicorn_config(create_app(engine, config, announce, backend), config, args.log_level))
     server.run(sockets=[sock])
     return 0 if server.started else 3
+
+
+def _option_name(message: str) -> str:
+    """ServerConfig names its fields (``breaker_ms``); the command line spells them ``--breaker-ms``."""
+    name = message.split(" ", 1)[0]
+    if name.isidentifier() and name in ServerConfig.__dataclass_fields__:
+        return f"--{name.replace('_', '-')}" + message[len(name) :]
+    return message
+
+
+def _fail(message: str) -> int:
+    print(message, file=sys.stderr)
+    return 2

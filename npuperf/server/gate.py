@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -36,7 +37,11 @@ class EngineGate:
         self.pending += 1
 
     async def run(self, fn: Callable[[], T]) -> tuple[T, float]:
-        """Run ``fn`` on the engine thread after ``reserve()``; returns (result, ms waited in the queue)."""
+        """Run ``fn`` on the engine thread after ``reserve()``; returns (result, ms waited in the queue).
+
+        The queue place is held until ``fn`` has really finished: a caller that stops
+        waiting (its client hung up) does not make a running engine look idle.
+        """
         queued = time.perf_counter()
         started: list[float] = []
 
@@ -46,6 +51,10 @@ class EngineGate:
 
         try:
             future = self._executor.submit(job)
+        except RuntimeError:  # shut down
+            self.pending -= 1
+            raise
+        try:
             waiting = asyncio.wrap_future(future)
             done, _ = await asyncio.wait({waiting}, timeout=self.queue_timeout_s)
             if not done and not started and future.cancel():
@@ -54,7 +63,19 @@ class EngineGate:
             self.served += 1
             return result, (started[0] - queued) * 1000
         finally:
-            self.pending -= 1
+            if future.done():
+                self.pending -= 1
+            else:  # still running on the engine thread: free the place when it ends
+                loop = asyncio.get_running_loop()
+
+                def release(_f: object) -> None:
+                    with contextlib.suppress(RuntimeError):  # the loop closed: the server has stopped
+                        loop.call_soon_threadsafe(self._release)
+
+                future.add_done_callback(release)
+
+    def _release(self) -> None:
+        self.pending -= 1
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the engine thread and wait (startup and shutdown)."""

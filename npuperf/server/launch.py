@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import socket
@@ -29,6 +30,74 @@ def listening_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
+
+
+def uvicorn_config(app: Any, config: ServerConfig, log_level: str = "warning") -> Any:
+    """uvicorn's settings for the app: h11 with a time limit on request headers."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        log_level=log_level,
+        lifespan="on",
+        http=header_timeout_protocol(config.read_timeout_s),
+        timeout_graceful_shutdown=5,
+    )
+
+
+def header_timeout_protocol(timeout_s: float) -> type[Any]:
+    """uvicorn's h11 protocol, dropping a connection whose request headers take over ``timeout_s``.
+
+    uvicorn limits idle keep-alive connections but not a request that has started: a client
+    that sends half a request line and waits held its connection for good. A timer runs
+    whenever the connection waits for a request (h11's IDLE state, which lasts until the
+    headers are complete); when it fires in that state the connection gets 408 (or, if
+    nothing at all came, is just closed). The body has its own limit (BodyLimit).
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeaderTimeout(H11Protocol):
+        _guard: asyncio.TimerHandle | None = None
+        _partial = 0
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            self._partial += len(data)
+            super().data_received(data)
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self._guard is not None:
+                self._guard.cancel()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._guard is not None:
+                self._guard.cancel()
+            self._partial = 0
+            self._guard = self.loop.call_later(timeout_s, self._expire)
+
+        def _expire(self) -> None:
+            self._guard = None
+            if self.transport.is_closing() or self.conn.their_state is not h11.IDLE:
+                return  # closed, or a request is in (the next response re-arms the timer)
+            if self._partial:
+                body = f'{{"error": "request headers not complete within {timeout_s:g} s"}}'.encode()
+                self.transport.write(
+                    b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                    + f"content-length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+            self.transport.close()
+
+    return HeaderTimeout
 
 
 @dataclass
@@ -61,7 +130,7 @@ def serve_in_thread(engine: Engine, config: ServerConfig) -> ThreadedServer:
     from npuperf.server.app import create_app
 
     sock = listening_socket(config.host, config.port)
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, config), log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn_config(create_app(engine, config), config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 120

@@ -11,12 +11,20 @@ from npuperf.engines.base import EngineError, Generation
 from npuperf.server.gate import QueueFull, QueueTimeout
 
 
-class ContextTooLong(Exception):
+class BadPrompt(Exception):
+    """The prompt cannot be generated from (it encodes to zero tokens, or is over the context)."""
+
+
+class ContextTooLong(BadPrompt):
     """Prompt plus new tokens exceed the model's context."""
 
 
+class ClientGone(Exception):
+    """The client hung up; the engine stopped at its next token (or never started)."""
+
+
 # What a generation on the engine thread can raise that becomes an answer, not a crash.
-FAILURES = (QueueFull, QueueTimeout, ContextTooLong, EngineError, ValueError)
+FAILURES = (QueueFull, QueueTimeout, BadPrompt, ClientGone, EngineError, ValueError)
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -31,17 +39,21 @@ def unavailable(message: str, retry_after_s: float) -> JSONResponse:
 
 def refusal(exc: Exception, context_length: int | None) -> JSONResponse:
     """The answer to one of FAILURES: 503 for a full queue or a queue timeout, 422 for a
-    prompt over the context (with the limit), 500 for the engine failing."""
+    prompt the model cannot take (with the context limit), 499 for a client that hung up
+    (nobody reads it; the log does), 500 for the engine failing."""
     if isinstance(exc, (QueueFull, QueueTimeout)):
         return unavailable(str(exc), 1)
-    if isinstance(exc, ContextTooLong):
+    if isinstance(exc, BadPrompt):
         return error(422, f"prompt: {exc}", context_length=context_length)
+    if isinstance(exc, ClientGone):
+        return error(499, f"client closed the request: {exc}")
     return error(500, f"engine failed: {exc}")
 
 
 def is_engine_failure(exc: Exception) -> bool:
-    """Did the engine itself fail (as opposed to the request never reaching it)?"""
-    return not isinstance(exc, (QueueFull, QueueTimeout, ContextTooLong))
+    """Did the engine itself fail (as opposed to the request never reaching it, being
+    refused for its input, or being abandoned by its client)? Only those count for the breaker."""
+    return not isinstance(exc, (QueueFull, QueueTimeout, BadPrompt, ClientGone))
 
 
 def server_clock(engine_clock: str) -> str:
