@@ -18,7 +18,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -382,6 +384,52 @@ def _near_misses(root: Path, identity: Identity) -> list[str]:
         if theirs.identity.engine == identity.engine and theirs.identity.model_id == identity.model_id:
             misses.append(f"{other.relative_to(root)} differs in " + "; ".join(identity.differences(theirs.identity)))
     return misses
+
+
+@dataclass(frozen=True)
+class Updated:
+    """What ``update`` did: how many accepted cases it kept beside the new ones, and where
+    it put an unreadable file it replaced."""
+
+    kept: int
+    set_aside: Path | None = None
+
+
+def update(
+    path: Path,
+    identity: Identity,
+    new_cases: Mapping[str, CaseBaseline],
+    legacy_source: Path | None = None,
+    timeout_s: float = 120.0,
+) -> Updated:
+    """Merge ``new_cases`` into the file at ``path`` as one locked read-merge-write.
+
+    Two runs recording into one folder at once both land: each reads the file as the other
+    left it (without the lock, the second writer's stale copy dropped the first one's cases).
+    Cases of a v1/v2 ``legacy_source`` carry over. An unreadable file at ``path`` (corrupt,
+    or a schema this npuperf does not read) is never lost: it is renamed beside it
+    (``<name>.unreadable-<UTC time>``) and replaced.
+    """
+    lock = path.with_name(f".{path.name}.lock")
+    try:
+        with atomic.locked(lock, timeout_s):
+            set_aside = None
+            if path.exists():
+                try:
+                    current = load(path)
+                except BaselineError:
+                    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+                    set_aside = path.with_name(f"{path.name}.unreadable-{stamp}")
+                    os.replace(path, set_aside)
+                    current = BaselineFile(identity=identity)
+            elif legacy_source is not None:
+                current = load(legacy_source).merged({})
+            else:
+                current = BaselineFile(identity=identity)
+            save(path, current.merged(dict(new_cases)))
+    except atomic.LockTimeout as exc:
+        raise BaselineError(f"{path}: {exc}: another run is recording baselines here") from None
+    return Updated(kept=len(current.cases.keys() - new_cases.keys()), set_aside=set_aside)
 
 
 def save(path: Path, baseline: BaselineFile) -> None:

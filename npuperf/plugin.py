@@ -25,10 +25,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         helptext = f"{opt.help} (ini: {opt.ini}; default: {opt.default or 'none'})".replace("%", "%%")
         action = "store_true" if opt.kind == "flag" else "store"
         group.addoption(opt.flag, *opt.aliases, action=action, default=None, dest=opt.dest, help=helptext)
-        if opt.kind == "flag":
-            parser.addini(opt.ini, opt.help, type="bool", default=opt.default == "true")
-        else:
-            parser.addini(opt.ini, opt.help, default=opt.default)
+        # a flag's ini value is parsed by npuperf too, so a bad one names the option
+        parser.addini(opt.ini, opt.help, default=opt.default)
 
 
 def _raw(config: pytest.Config, opt: Option) -> str:
@@ -39,6 +37,14 @@ def _raw(config: pytest.Config, opt: Option) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _from_ini(config: pytest.Config, message: str) -> str:
+    """A bad value set in pytest.ini or with -o names the ini key too, not only the flag."""
+    for opt in OPTIONS:
+        if message.startswith(opt.flag + ":") and config.getoption(opt.dest) is None:
+            return f"{message} (set as {opt.ini} in the ini file or with -o)"
+    return message
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "npuperf: a latency case of the npuperf suite")
     config.addinivalue_line("markers", "npu: an NPU check (QNN placement, perf mode, compile cache; Genie config)")
@@ -46,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         settings = resolve(lambda opt: _raw(config, opt), config.rootpath)
     except SettingsError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(_from_ini(config, str(exc))) from None
     perf = config.stash[SESSION] = PerfSession(config, settings)
     if config.pluginmanager.hasplugin("html"):
         config.pluginmanager.register(HtmlHooks(perf), "npuperf-html")
@@ -94,6 +100,14 @@ class HtmlHooks:
     def __init__(self, perf: PerfSession) -> None:
         self.perf = perf
 
+    @pytest.hookimpl(wrapper=True, trylast=True)  # inside the terminal's wrapper: the summary still shows
+    def pytest_sessionfinish(self, session: pytest.Session) -> Any:
+        try:
+            return (yield)
+        except OSError as exc:  # pytest-html could not write its page; every other output is written
+            self.perf.outputs.not_written(session, "HTML report", exc)
+            return None
+
     def pytest_html_report_title(self, report: Any) -> None:
         report.title = "npuperf latency report"
 
@@ -101,11 +115,13 @@ class HtmlHooks:
         cells.extend(html_report.header_cells())
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        html_report.inert_test_id(report.nodeid, report.when or "call", cells)
         values = next((v for k, v in report.user_properties if k == "npuperf"), None)
         cells.extend(html_report.row_cells(values if isinstance(values, dict) else None))
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         prefix.append(html_report.summary(self.perf.latency.records, self.perf.outputs.summary()))
+        self.perf.latency.inert_environment()  # pytest-html writes the page right after this hook
 
 
 @pytest.fixture(scope="session")

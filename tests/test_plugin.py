@@ -172,10 +172,27 @@ def test_corrupt_baseline_is_reported_with_its_path_and_never_overwritten(suite:
     run(suite, "--update-baselines")
     (path,) = (suite.path / "baselines").rglob("*.json")
     path.write_text('{"schema": "npuperf.baseline/1", "key": ', encoding="utf-8")
-    result = run(suite, "--update-baselines")
+    result = run(suite)
     result.stdout.fnmatch_lines([f"*{path.name}: not valid JSON (line 1*"])
     assert result.parseoutcomes()["errors"] == 3  # 2 cases + the grid test
     assert path.read_text(encoding="utf-8") == '{"schema": "npuperf.baseline/1", "key": '
+
+
+@pytest.mark.parametrize("content", ['{"schema": "npuperf.baseline/1", "key": ', '{"schema": "npuperf.baseline/99"}'])
+def test_re_recording_over_an_unreadable_baseline_keeps_it_beside_the_new_one(
+    suite: pytest.Pytester, content: str
+) -> None:
+    run(suite, "--update-baselines")
+    (path,) = (suite.path / "baselines").rglob("*.json")
+    path.write_text(content, encoding="utf-8")
+    result = run(suite, "--update-baselines")
+    assert result.ret == 0
+    (kept,) = path.parent.glob(f"{path.name}.unreadable-*")
+    assert kept.read_text(encoding="utf-8") == content
+    result.stdout.fnmatch_lines(
+        ["*baseline unreadable, to be replaced by this recording: *", f"*kept as *{kept.name}*"]
+    )
+    assert run(suite).ret == 0  # the new file is a readable baseline
 
 
 def test_unknown_schema_version_is_rejected_by_name(suite: pytest.Pytester) -> None:

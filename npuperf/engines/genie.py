@@ -27,7 +27,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -348,26 +348,8 @@ class GenieEngine(LoadedParts):
         ctx = self._ctx
         if ctx.SetParams(str(max_new_tokens), *self.sampling) is False:
             raise EngineError(f"Genie SetParams({max_new_tokens!r}, ...) failed")
-        arrivals: list[int] = []
-
-        pieces: list[str] = []
-        raised: list[BaseException] = []
-
-        def callback(text: str) -> bool:
-            # An exception must not cross the extension's C++ frames: keep it, ask the
-            # dialog to stop (returning False), and raise it once Query has returned.
-            if raised:
-                return False
-            try:
-                if on_token is not None:
-                    on_token()
-            except BaseException as exc:  # e.g. the server's ClientGone: stop generating
-                raised.append(exc)
-                ctx.Stop()
-                return False
-            arrivals.append(time.perf_counter_ns())
-            pieces.append(text)
-            return True
+        texts = _Texts(on_token, ctx.Stop)
+        arrivals, pieces, raised, callback = texts.arrivals, texts.pieces, texts.raised, texts.callback
 
         submit = time.perf_counter_ns()
         ok = ctx.Query(prompt, callback)
@@ -413,6 +395,35 @@ class GenieEngine(LoadedParts):
         """Release the dialog (the wrapper frees it when the object goes)."""
         with self._lock:
             self._ctx = None
+
+
+class _Texts:
+    """Query's callback: the arrival time and text of each piece, and ``on_token`` called first.
+
+    An exception from ``on_token`` (the server's ClientGone) must not cross the extension's
+    C++ frames: it is kept, the dialog is asked to stop (Stop(), and the callback returns
+    False), and ``_query`` raises it once Query has returned.
+    """
+
+    def __init__(self, on_token: OnToken | None, stop: Callable[[], object]) -> None:
+        self.on_token, self.stop = on_token, stop
+        self.arrivals: list[int] = []
+        self.pieces: list[str] = []
+        self.raised: list[BaseException] = []
+
+    def callback(self, text: str) -> bool:
+        if self.raised:
+            return False
+        try:
+            if self.on_token is not None:
+                self.on_token()
+        except BaseException as exc:  # stop generating; re-raised after Query
+            self.raised.append(exc)
+            self.stop()
+            return False
+        self.arrivals.append(time.perf_counter_ns())
+        self.pieces.append(text)
+        return True
 
 
 def create(options: EngineOptions) -> GenieEngine:

@@ -33,8 +33,8 @@ def fmt_rate(value: float | None) -> str:
 
 def baseline_delta(record: CaseRecord) -> str:
     reg = record.verdict.regression
-    if reg is None or reg.outcome is Outcome.NO_BASELINE:
-        return "no baseline"
+    if reg is None or reg.outcome is Outcome.NO_BASELINE or not reg.baseline_median:
+        return "no baseline"  # also when --require-baseline failed the case for it
     return f"{(reg.ratio - 1) * 100:+.1f}%"
 
 

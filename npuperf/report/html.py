@@ -1,12 +1,18 @@
 """pytest-html extras: result-table cells and the summary chart, from jinja2 templates.
 
-Templates autoescape, so a case id or message can never inject markup.
+Templates autoescape, so a case id or message can never inject markup. pytest-html itself
+puts two things into its page as markup without escaping them: the environment table's
+values (rendered with innerHTML) and the test id cell. ``inert_environment`` and
+``inert_test_id`` escape those, so a model folder named ``<img src=x onerror=...>`` shows
+as text (tests/attack/test_suite_attacks.py opens the page in Chromium to prove it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import html
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import jinja2
 import markupsafe
@@ -32,6 +38,31 @@ COLUMNS = (
     ("delta", "vs baseline"),
     ("verdict", "Verdict"),
 )
+
+
+def inert(value: Any) -> Any:
+    """``value`` as text that HTML shows and never runs: strings escaped, mappings' keys and
+    values escaped (pytest-html renders them as "key: value" list items), others as text."""
+    if isinstance(value, Mapping):
+        return {html.escape(str(k)): inert(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [inert(v) for v in value]
+    return html.escape(str(value))
+
+
+def inert_environment(environment: MutableMapping[str, Any]) -> None:
+    """Escape every value of the environment table in place, once, just before the page is
+    written (its keys are set with textContent, so they stay as they are)."""
+    for key, value in environment.items():
+        environment[key] = inert(value)
+
+
+def inert_test_id(nodeid: str, when: str, cells: list[str]) -> None:
+    """pytest-html's test id cell is f'<td class="col-testId">{nodeid}</td>', unescaped: redo it escaped."""
+    test_id = nodeid if when == "call" else f"{nodeid}::{when}"
+    for i, cell in enumerate(cells):
+        if cell.startswith('<td class="col-testId">'):
+            cells[i] = f'<td class="col-testId">{html.escape(test_id)}</td>'
 
 
 def header_cells() -> list[str]:

@@ -45,17 +45,7 @@ def create_app(
         finally:
             backend.stop()
 
-    docs = config.serves_docs
-    app = FastAPI(
-        title="npuperf reference backend",
-        lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
-    )
-    app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
-    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
-    app.add_exception_handler(Exception, crashed)
+    app = _fastapi(config, lifespan)
 
     @app.get(api.HEALTH)
     async def health() -> dict[str, Any]:
@@ -90,6 +80,22 @@ def create_app(
         return await backend.benchmark(prompt, max_new_tokens, runs)
 
     return BodyLimit(app, config.max_body_bytes, config.read_timeout_s)
+
+
+def _fastapi(config: ServerConfig, lifespan: Any) -> FastAPI:
+    """The FastAPI app with this API's error answers; /docs and /openapi.json only if the config serves them."""
+    docs = config.serves_docs
+    app = FastAPI(
+        title="npuperf reference backend",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.add_exception_handler(RequestValidationError, invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, crashed)
+    return app
 
 
 async def _hang_up(request: Request, stop: threading.Event) -> None:

@@ -58,9 +58,10 @@ class Judging:
         verdict = judge(result, self.family(), background)
         self._hypotheses.extend((result.case.id, r.metric) for r in verdict.regressions)
         self._rejected_online.update((result.case.id, r.metric) for r in verdict.regressions if r.failed)
-        if any(r.failed for r in verdict.regressions):
-            result, verdict, background = self._confirm(warm, result, verdict, judge, background)
         base = lookup.file.cases.get(result.case.id) if lookup.file is not None else None
+        # a missing baseline failed by --require-baseline is not a regression to re-measure
+        if base is not None and any(r.failed for r in verdict.regressions):
+            result, verdict, background = self._confirm(warm, result, verdict, judge, background)
         if base is not None:
             verdict = told_what_changed(verdict, baselines.changes(base.provenance, provenance))
         record = CaseRecord(

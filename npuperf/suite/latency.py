@@ -15,6 +15,7 @@ from npuperf.engines.faults import SlowedEngine
 from npuperf.measure import Case, CaseResult, CaseSpec, WarmEngine, case_specs, load_and_warm, measure_case
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
 from npuperf.report import CaseRecord
+from npuperf.suite import environment
 from npuperf.suite.judging import Judging
 from npuperf.suite.run import Memo, Run, attempt, fail, git_commit, skip
 from npuperf.verdict import (
@@ -115,7 +116,7 @@ class LatencySection:
             engine = self._make_engine()
             warm = load_and_warm(
                 engine,
-                lambda e: [self.prompt(e, spec) for spec in shapes],
+                lambda e: [self.prompt(e, spec) for spec in shapes] if self._fits_context(e) else [],
                 new_tokens=min(s.token_budgets),
                 warmup=s.warmup,
                 progress=self.run.progress,
@@ -127,39 +128,27 @@ class LatencySection:
         self._describe(warm)
         return warm
 
+    def _fits_context(self, engine: Engine) -> bool:
+        """Once, right after loading: stop the run with a usage error if a case cannot fit the context."""
+        problem = environment.over_context(self.run.settings, engine)
+        if problem is not None:
+            pytest.exit(problem, returncode=pytest.ExitCode.USAGE_ERROR)
+        return True
+
     def _describe(self, warm: WarmEngine) -> None:
         """The environment table of the HTML report (pytest-metadata), once the engine is known."""
-        try:
-            from pytest_metadata.plugin import metadata_key
-        except ImportError:
-            return
-        self.run.config.stash.setdefault(metadata_key, {}).update(self.environment(warm))
+        environment.publish(self.run.config, self.environment(warm))
+
+    def inert_environment(self) -> None:
+        """Escape the HTML report's environment table (pytest-html renders it as markup)."""
+        environment.make_inert(self.run.config)
 
     def environment(self, warm: WarmEngine | None = None) -> dict[str, str]:
         """Machine, checkout and, once loaded, the engine: what the reports' environment tables show.
 
         ``warm`` is the engine being described while the session memo does not hold it yet.
         """
-        env = self.run.environment()
-        warm = warm or self.warm_engine
-        if warm is not None:
-            info = warm.engine.info
-            env.update(
-                {
-                    "Engine": info.engine,
-                    "Provider": info.provider,
-                    "Model": info.model_id,
-                    "Model sha256": info.model_sha256[:16],
-                    "Runtime versions": ", ".join(f"{k} {v}" for k, v in sorted(info.versions.items())),
-                    "Timing source": warm.cold.clock,
-                }
-            )
-            env.update({f"Engine {k}": v for k, v in info.details.items()})
-        if self.run.settings.inject_slowdown:
-            env["Fault injection"] = (
-                f"canary: every call and every token slowed by {self.run.settings.inject_slowdown:.0%} on purpose"
-            )
-        return env
+        return environment.describe(self.run, warm or self.warm_engine)
 
     def close(self) -> None:
         if self.warm_engine is not None:
@@ -180,11 +169,19 @@ class LatencySection:
             info.model_sha256, info.versions, {**info.config, **self._suite_config()}, git_commit(self.run.root)
         )
         identity, now = self._identity, self._provenance
-        lookup = attempt(
-            lambda: baselines.find(self.run.path(s.baselines_dir), identity, now, s.baseline_match),
-            (baselines.BaselineError,),
-            lambda exc: f"baseline: {exc}",
-        )
+        root = self.run.path(s.baselines_dir)
+
+        def find() -> baselines.Lookup:
+            try:
+                return baselines.find(root, identity, now, s.baseline_match)
+            except baselines.BaselineError as exc:
+                if not s.update_baselines:
+                    raise
+                # this identity's own file is unreadable: the recording sets it aside and replaces it
+                self.run.notes.append(f"baseline unreadable, to be replaced by this recording: {exc}")
+                return baselines.Lookup(path=root / identity.filename(), file=None)
+
+        lookup = attempt(find, (baselines.BaselineError,), lambda exc: f"baseline: {exc}")
         self._note_lookup(lookup)
         return lookup
 

@@ -4,20 +4,29 @@ that the terminal and the HTML report both show."""
 from __future__ import annotations
 
 import datetime
-import functools
+from collections.abc import Callable
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from npuperf import atomic, baselines, history
-from npuperf.measure import METRICS, measure_case
+from npuperf.measure import METRICS
 from npuperf.report import CaseRecord, Line, results_json, terminal
 from npuperf.suite.latency import LatencySection
 from npuperf.suite.npu import NpuSection
-from npuperf.suite.run import Run, git_commit
+from npuperf.suite.recording import Recording
+from npuperf.suite.run import Run
 from npuperf.suite.service import ServiceSection
 from npuperf.verdict import Check
+
+
+def _os_reason(exc: OSError, path: Path) -> str:
+    """'Is a directory' rather than "[Errno 21] Is a directory: 'reports/r.json'" (the path is named
+    already); the file's name when it is another one (a folder that could not be made)."""
+    other = exc.filename is not None and Path(exc.filename) != path
+    return f"{exc.strerror} ({exc.filename})" if other else str(exc.strerror)
 
 
 def outcome_of(exitstatus: int) -> str:
@@ -114,28 +123,50 @@ class Outputs:
 
     # ----- the files ----------------------------------------------------------------------------
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Append the run to the history, write the results JSON, then (with --update-baselines) the baselines."""
+        """Append the run to the history, write the results JSON, then (with --update-baselines) the baselines.
+
+        Each is written on its own: one that cannot be written (a folder where a file should
+        be, a read-only or full disk, a lock held too long) is one line naming it and the
+        reason, the run exits non-zero, and the others are still written.
+        """
         s = self.run.settings
         if self.run.is_worker:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
         self.outcome = outcome_of(exitstatus)
         if s.history and self.latency.records:
-            self.history_run = self.write_history(self.outcome)
+            self._write(session, "history", s.history, lambda: self.write_history(self.outcome))
         if s.results_json and self.anything:
-            self.write_results()
-        if s.update_baselines and self.latency.records:
-            if interrupted:  # a partial grid measured up to Ctrl-C is not what the team accepts
-                self.run.notes.append("baselines NOT written: the run was interrupted; nothing was accepted")
-                return
+            self._write(session, "results JSON", s.results_json, self.write_results)
+        if s.update_baselines and interrupted:  # a grid measured up to Ctrl-C is not what the team accepts
+            self.run.notes.append("baselines NOT written: the run was interrupted; nothing was accepted")
+        elif s.update_baselines and self.latency.records:
             try:
-                self.write_baselines()
-            except baselines.BaselineError as exc:
-                self.run.notes.append(f"baselines NOT written: {exc}")
-                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+                self._write(session, "baselines", s.baselines_dir, Recording(self.run, self.latency).write)
+            except KeyboardInterrupt:  # Ctrl-C in the second pass: the other outputs are written already
+                self.run.notes.append(
+                    "baselines NOT written: the run was interrupted (in the noise-floor pass); nothing was accepted"
+                )
+                session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _write(self, session: pytest.Session, what: str, where: str, write: Callable[[], object]) -> None:
+        path = self.run.path(where)
+        try:
+            write()
+        except (OSError, baselines.BaselineError, history.HistoryError) as exc:
+            self.not_written(session, what, exc, path)
+
+    def not_written(self, session: pytest.Session, what: str, exc: Exception, path: Path | None = None) -> None:
+        """One line naming the output, its path and the reason; the run exits non-zero."""
+        if path is None:
+            path = Path(getattr(exc, "filename", None) or "?")
+        reason = _os_reason(exc, path) if isinstance(exc, OSError) and exc.strerror else str(exc)
+        self.run.notes.append(f"{what} NOT written to {self.run.show(path)}: {reason}")
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def write_history(self, outcome: str) -> int | None:
-        """Append this run to --history; a history that cannot be written is a note, never a verdict."""
+        """Append this run to --history (HistoryError when it cannot be written)."""
         identity, now = self.latency.identity, self.latency.provenance
         if identity is None or now is None:
             return None
@@ -150,11 +181,8 @@ class Outputs:
             outcome=outcome,
             cases={r.case_id: case_run(r) for r in self.latency.records},
         )
-        try:
-            run_id = history.History(path).record(run)
-        except history.HistoryError as exc:
-            self.run.notes.append(f"history NOT written: {exc}")
-            return None
+        run_id = history.History(path).record(run)
+        self.history_run = run_id
         self.run.notes.append(f"history: run {run_id} appended to {self.run.show(path)}")
         return run_id
 
@@ -213,78 +241,3 @@ class Outputs:
             ),
         )
         self.run.notes.append(f"results JSON: {self.run.show(path)}")
-
-    def _refuse_a_disturbed_recording(
-        self, busiest: tuple[float, str] | None, recorded: baselines.BaselineFile
-    ) -> None:
-        """A baseline recorded on a disturbed machine would blind every later comparison: refuse it."""
-        s = self.run.settings
-        if busiest is not None and self.run.busy(busiest[0]):
-            raise baselines.BaselineError(
-                f"the machine was busy while recording (other processes kept {busiest[0]:.2f} cores busy during "
-                f"{busiest[1]}; limit --max-background-cores {s.max_background_cores:g}); a baseline recorded "
-                "so would blind later comparisons: re-record on a quiet machine"
-            )
-        floor = recorded.grid_noise("latency_ms")
-        if floor is not None and floor > s.max_noise_floor:
-            raise baselines.BaselineError(
-                f"the two recording passes disagree by {floor:.1%} (grid noise floor; limit --max-noise-floor "
-                f"{s.max_noise_floor:.0%}): the machine was not steady; re-record on a quiet machine"
-            )
-
-    @staticmethod
-    def _accepted_file(lookup: baselines.Lookup, identity: baselines.Identity) -> baselines.BaselineFile:
-        """Every accepted case, as on disk now: the lookup may hold only the strictly matching
-        ones, and recording must never drop the others. A v1/v2 file's cases carry over."""
-        if lookup.path.exists():
-            return baselines.load(lookup.path)
-        if lookup.source is not None:
-            return baselines.load(lookup.source).merged({})
-        return baselines.BaselineFile(identity=identity)
-
-    def write_baselines(self) -> None:
-        """Record this run's cases as the baselines, with a second pass for the noise floor.
-
-        The second pass measures every case again after the whole grid has run, so the two
-        medians are minutes apart in a short run; their spread is the same-code noise
-        stored with the baseline. Both passes' samples are kept.
-        """
-        lookup, identity, warm = self.latency.lookup, self.latency.identity, self.latency.warm_engine
-        now = self.latency.provenance
-        assert lookup is not None
-        assert identity is not None
-        assert now is not None
-        assert warm is not None
-        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        commit = git_commit(self.run.root)
-        records = self.latency.records
-        self.run.progress(f"noise floor: second pass over {len(records)} case(s) for the baselines")
-        new_cases = {}
-        busiest: list[tuple[float, str]] = [(c, r.case_id) for r in records if (c := r.background_cores) is not None]
-        for rec in records:
-            first = rec.result
-            second, cores = self.run.meter.measure(
-                functools.partial(measure_case, warm.engine, first.case, self.run.settings.repetitions)
-            )
-            if cores is not None:
-                busiest.append((cores, rec.case_id))
-            new_cases[rec.case_id] = baselines.CaseBaseline(
-                case_id=rec.case_id,
-                prompt=first.case.prompt.name,
-                prompt_tokens=first.case.prompt.tokens,
-                new_tokens=first.case.new_tokens,
-                sampling=first.case.sampling,
-                samples={m: first.samples(m) + second.samples(m) for m in METRICS},
-                recorded_at=stamp,
-                commit=commit,
-                noise={m: baselines.drift(first.samples(m), second.samples(m)) for m in METRICS if first.samples(m)},
-                provenance=now,
-            )
-        self._refuse_a_disturbed_recording(max(busiest, default=None), baselines.BaselineFile(identity, new_cases))
-        current = self._accepted_file(lookup, identity)
-        baselines.save(lookup.path, current.merged(new_cases))
-        kept = len(current.cases.keys() - new_cases.keys())
-        self.run.notes.append(
-            f"baselines written: {len(new_cases)} case(s) to {self.run.show(lookup.path)}"
-            + (f" ({kept} other case(s) kept)" if kept else "")
-        )
