@@ -1,9 +1,11 @@
 """The attack suite: hostile and unlucky inputs against the reference server and the suite.
 
-Every attack says what it tried (``tried(kind, what)``) and checks the answer it got; the
-session ends with a tally by class (docs/api.md publishes it): inputs tried, faults
-survived (the server still answers a good request afterwards), requests lost (sent but
-never answered; must be 0). Everything runs on loopback, each test under a time limit.
+Every attack test names its class (``@pytest.mark.attack``), counts the hostile inputs it
+tries (``attack.tried()``) and asserts the answer each got and that the target still works
+afterwards (``attack.survived(url)``: health and a good request both 200). The session ends
+with a tally by class (docs/api.md publishes it): inputs tried, inputs handled as promised
+(their test passed), requests sent and answered (a request with no answer is lost; must
+be 0). Everything runs on loopback, each test under a time limit.
 """
 
 from __future__ import annotations
@@ -31,14 +33,14 @@ GOOD = {"prompt": "hi", "max_new_tokens": 2}
 @dataclass
 class Tally:
     tried: Counter[str] = field(default_factory=Counter)
-    survived: Counter[str] = field(default_factory=Counter)
+    handled: Counter[str] = field(default_factory=Counter)
     sent: int = 0
     answered: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "inputs tried": dict(sorted(self.tried.items())),
-            "faults survived": dict(sorted(self.survived.items())),
+            "handled as promised": dict(sorted(self.handled.items())),
             "requests sent": self.sent,
             "requests answered": self.answered,
             "requests lost": self.sent - self.answered,
@@ -53,9 +55,11 @@ class Attack:
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
+        self.count = 0
 
     def tried(self, count: int = 1) -> None:
         TALLY.tried[self.kind] += count
+        self.count += count
 
     def request(self, send: Any) -> httpx.Response:
         """Send one request (``send()`` returns the response); counts it as sent and answered."""
@@ -68,14 +72,26 @@ class Attack:
         """The server still answers: health and a good request both 200."""
         assert httpx.get(url + "/api/health", timeout=10).status_code == 200
         assert self.request(lambda: httpx.post(url + "/api/npu/infer", json=GOOD, timeout=30)).status_code == 200
-        TALLY.survived[self.kind] += 1
+
+
+ATTACKS = pytest.StashKey[Attack]()
 
 
 @pytest.fixture
 def attack(request: pytest.FixtureRequest) -> Attack:
     marker = request.node.get_closest_marker("attack")
     assert marker is not None, "every attack test names its class: @pytest.mark.attack('class')"
-    return Attack(marker.args[0])
+    request.node.stash[ATTACKS] = Attack(marker.args[0])
+    return request.node.stash[ATTACKS]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    attack = item.stash.get(ATTACKS, None)
+    if attack is not None and report.when == "call" and report.passed:
+        TALLY.handled[attack.kind] += attack.count
+    return report
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,9 +104,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     tally = TALLY.as_dict()
     terminalreporter.section("attack tally")
     for kind, count in tally["inputs tried"].items():
-        terminalreporter.write_line(
-            f"{kind:<34} tried {count:>4}   survived {tally['faults survived'].get(kind, 0):>3}"
-        )
+        handled = tally["handled as promised"].get(kind, 0)
+        terminalreporter.write_line(f"{kind:<34} tried {count:>4}   handled as promised {handled:>4}")
     terminalreporter.write_line(
         f"requests sent {tally['requests sent']}, answered {tally['requests answered']}, lost {tally['requests lost']}"
     )

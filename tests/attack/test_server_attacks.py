@@ -6,6 +6,7 @@ survived (health and a good request answer 200) and every request it sent got an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import socket
@@ -183,6 +184,7 @@ def test_7_non_finite_numbers_in_any_field_are_422(real: str, attack: Attack, fi
     r = attack.request(lambda: httpx.post(real + INFER, content=raw_body.encode(), headers=headers, timeout=30))
     assert r.status_code == 422, r.text
     assert field in r.json()["error"]
+    attack.survived(real)
 
 
 @pytest.mark.attack("hostile JSON")
@@ -202,6 +204,7 @@ def test_7_lone_surrogates_are_422(real: str, attack: Attack, raw_body: bytes) -
     r = attack.request(lambda: httpx.post(real + INFER, content=raw_body, headers=headers, timeout=30))
     assert r.status_code == 422, r.text
     json.dumps(r.json(), ensure_ascii=False).encode("utf-8")  # the answer itself is valid UTF-8
+    attack.survived(real)
 
 
 @pytest.mark.attack("hostile JSON")
@@ -244,6 +247,7 @@ def test_malformed_and_hostile_bodies_get_a_4xx_naming_the_problem(
     r = attack.request(lambda: httpx.post(real + INFER, content=raw_body, headers=headers, timeout=30))
     assert r.status_code == status, r.text[:300]
     assert says in r.json().get("error", ""), r.text[:300]
+    attack.survived(real)
 
 
 @pytest.mark.attack("Unicode edge cases")
@@ -285,6 +289,7 @@ def test_unicode_prompts_are_served_or_refused_never_crash(real: str, attack: At
     r = attack.request(lambda: post(real, {"prompt": prompt, "max_new_tokens": 2}))
     assert r.status_code in (200, 422), r.text[:300]
     assert health(real)["breaker"]["consecutive_slow"] == 0
+    attack.survived(real)
 
 
 # ----- oversize -------------------------------------------------------------------------------------
@@ -506,3 +511,78 @@ def test_10_a_missing_or_corrupt_model_is_one_line_said_once(attack: Attack, tmp
     assert len(lines) == 1, proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert str(model) in lines[0] or model.name in lines[0]
+
+
+# ----- breaker transitions under each class -------------------------------------------------------
+
+
+class NulBlind(Counting):
+    """A tokenizer that reads no NUL characters (a prompt of NULs is zero tokens, as on the real
+    model), a context of 100 tokens, and "boom" makes the engine fail."""
+
+    @property
+    def info(self) -> Any:
+        return dataclasses.replace(super().info, context_length=100)
+
+    @property
+    def tokenizer(self) -> Any:
+        outer = super().tokenizer
+
+        class Tokenizer:
+            def encode(self, text: str) -> list[int]:
+                return [i for i in outer.encode(text) if i != 0]
+
+            def decode(self, ids: Any) -> str:
+                return outer.decode(ids)
+
+        return Tokenizer()
+
+    def generate(self, prompt: str, max_new_tokens: int, on_token: Any = None) -> Any:
+        if prompt == "boom":
+            from npuperf.engines.base import EngineError
+
+            raise EngineError("device lost")
+        return super().generate(prompt, max_new_tokens, on_token)
+
+
+TRIALS = {
+    # what the half-open trial is: (its request, its expected status, the breaker's state after it)
+    "fast": (lambda url: post(url, GOOD), 200, "closed"),
+    "slow": (lambda url: post(url, {"prompt": "slow", "max_new_tokens": 2}), 200, "open"),
+    "engine failure": (lambda url: post(url, {"prompt": "boom"}), 500, "open"),
+    "zero-token prompt": (lambda url: post(url, {"prompt": "\u0000\u0000"}), 422, "half-open"),
+    "invalid field": (lambda url: post(url, {"prompt": "hi", "max_new_tokens": 0}), 422, "open"),
+    "unknown field": (lambda url: post(url, {"prompt": "hi", "max_tokens": 4}), 422, "open"),
+    "over the context": (lambda url: post(url, {"prompt": "x" * 60, "max_new_tokens": 50}), 422, "half-open"),
+    "stream hang-up": (
+        lambda url: disconnect_after_first_bytes(url, STREAM, {"prompt": "x", "max_new_tokens": 300}),
+        None,
+        "half-open",
+    ),
+    "benchmark": (lambda url: httpx.get(url + BENCH, params={"runs": 2}, timeout=30), 200, "closed"),
+}
+
+
+@pytest.mark.attack("breaker transitions")
+@pytest.mark.parametrize("trial", list(TRIALS))
+def test_the_breaker_after_a_half_open_trial_of_each_kind(attack: Attack, trial: str) -> None:
+    """An input error or a hang-up never decides the breaker: it stays ready for the next trial.
+    The engine's own slowness or failure re-opens it; a fast trial closes it."""
+    engine = NulBlind(prefill_ms=1, token_ms=2, burst_from=4, burst_to=6, burst=100)
+    # calls 4 and 5 are the trip; a "slow" trial is the only later call on "slow" that is slow
+    with serving(engine, breaker_ms=100, breaker_trip_after=2, breaker_cooldown_s=0.3) as url:
+        trip(url, attack)
+        time.sleep(0.35)
+        if trial == "slow":
+            engine.burst_to = engine.calls + 2  # the next call is slow again
+        attack.tried()
+        send, status, state = TRIALS[trial]
+        answer = send(url) if status is None else attack.request(lambda: send(url))
+        if status is not None:
+            assert answer.status_code == status, answer.text
+        assert wait_until(lambda: health(url)["queue"]["pending"] == 0)
+        assert health(url)["breaker"]["state"] == state
+        if state == "open":
+            time.sleep(0.35)
+        attack.survived(url)  # a fast request: the next trial closes it
+        assert health(url)["breaker"]["state"] == "closed"
