@@ -376,3 +376,13 @@ def test_a_service_without_the_stream_endpoint_says_to_turn_streaming_off() -> N
         with pytest.raises(ServiceError, match=r"answered 501: .*run with --http-stream false"):
             engine.generate("hi", 2)
         engine.close()
+
+
+def test_prompt_text_check_names_blank_and_lone_surrogates() -> None:
+    from npuperf.server.requests import check_prompt_text
+
+    assert check_prompt_text("你好") == "你好"
+    with pytest.raises(ValueError, match="must not be blank"):
+        check_prompt_text(" \t\n")
+    with pytest.raises(ValueError, match="a lone surrogate at character 3"):
+        check_prompt_text("abc\ud800")
