@@ -76,6 +76,27 @@ def test_3_a_model_folder_named_like_markup_stays_text_in_the_report(
     assert "&lt;img src=x onerror=document.body.dataset.pwned=1&gt;" in dom  # shown, as text
 
 
+@pytest.mark.attack("suite: markup in names")
+def test_3_a_server_reply_carrying_markup_stays_text_in_the_report(suite: pytest.Pytester, attack: Attack) -> None:
+    from fakes import HtmlServer
+
+    attack.tried()
+    with HtmlServer(status=500, page=PAYLOAD.encode()) as backend:
+        result = suite.runpytest(
+            "perf_tests",
+            "-m",
+            "service",
+            f"--backend-url={backend.url}",
+            "--html=reports/r.html",
+            "--self-contained-html",
+        )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert PAYLOAD in result.stdout.str()  # the reply is quoted in the failure (as text)
+    dom = chromium_dom(suite.path / "reports" / "r.html")
+    assert "data-pwned" not in dom, "the server's reply ran as script"
+    assert "&lt;img src=x onerror=document.body.dataset.pwned=1&gt;" in dom
+
+
 # ----- 4: two recordings into one folder -------------------------------------------------------
 
 WRITER = """
