@@ -7,6 +7,7 @@ The work is done by the sections in ``npuperf.suite`` (one PerfSession per run, 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -104,8 +105,10 @@ class HtmlHooks:
     def pytest_sessionfinish(self, session: pytest.Session) -> Any:
         try:
             return (yield)
-        except OSError as exc:  # pytest-html could not write its page; every other output is written
-            self.perf.outputs.not_written(session, "HTML report", exc)
+        except OSError as exc:  # pytest-html (or another plugin) could not write its file
+            html = session.config.getoption("htmlpath", None)
+            mine = html and exc.filename and Path(exc.filename).resolve() == Path(html).resolve()
+            self.perf.outputs.not_written(session, "HTML report" if mine else "an output", exc)
             return None
 
     def pytest_html_report_title(self, report: Any) -> None:
