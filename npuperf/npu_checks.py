@@ -108,22 +108,35 @@ def qnn_compile_cache(cache: CompileCache, min_speedup: float = 1.0) -> Check:
     )
 
 
-def genie_backend(config: GenieConfig) -> Check:
-    """A Genie dialog runs on the NPU when its engine backend is QnnHtp (Genie has no per-op fallback)."""
+def genie_backend(config: GenieConfig, provider: str = "") -> Check:
+    """A Genie dialog runs on the NPU when its engine backend is QnnHtp (Genie has no per-op fallback);
+    ``provider`` says whether that HTP is the simulator (the C API backend on x86_64)."""
     ok = config.on_htp
+    where = "the HTP simulator" if provider.endswith("-simulator") else "the Hexagon NPU"
     return passed_if(
         "runs on NPU",
         ok,
         1.0 if ok else 0.0,
         1.0,
         f"{config.path.name}: engine backend {config.backend_type!r} "
-        f"({'the Hexagon NPU' if ok else 'NOT the NPU; expected QnnHtp'}), dialog {config.dialog_type}, "
+        f"({where if ok else 'NOT the NPU; expected QnnHtp'}), dialog {config.dialog_type}, "
         f"context {config.context_size if config.context_size is not None else 'unknown'}",
     )
 
 
-def genie_perf_profile(config: GenieConfig, required: str) -> Check:
-    """Genie's HTP performance profile is set in the backend extensions file, not by PerfProfile."""
+def genie_perf_profile(config: GenieConfig, required: str, applied: str | None = None) -> Check:
+    """The HTP performance mode Genie runs at: the backend extensions file's perf_profile, or the
+    dialog's performance policy as Genie reports it back (GenieDialog_getPerformancePolicy, C API)."""
+    if applied is not None:
+        ok = applied == required
+        return passed_if(
+            "perf mode",
+            ok,
+            1.0 if ok else 0.0,
+            1.0,
+            f"{config.path.name}: Genie performance policy {applied} as read back from the dialog "
+            f"(required: {required}; extensions perf_profile {config.perf_profile or 'not set'})",
+        )
     if config.extensions is None:
         return passed_if(
             "perf mode",

@@ -14,6 +14,7 @@ import pytest
 
 from npuperf.report import html as html_report
 from npuperf.settings import OPTIONS, Option, SettingsError, resolve
+from npuperf.suite import environment
 from npuperf.suite.session import PerfSession
 
 SESSION = pytest.StashKey[PerfSession]()
@@ -124,7 +125,7 @@ class HtmlHooks:
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         prefix.append(html_report.summary(self.perf.latency.records, self.perf.outputs.summary()))
-        self.perf.latency.inert_environment()  # pytest-html writes the page right after this hook
+        environment.make_inert(self.perf.run.config)  # pytest-html writes the page right after this hook
 
 
 @pytest.fixture(scope="session")

@@ -228,6 +228,21 @@ OPTIONS: tuple[Option, ...] = (
         _one_of(PERF_MODES),
     ),
     Option(
+        "--genie-backend",
+        "npuperf_genie_backend",
+        "auto",
+        "how the genie engine runs Genie: appbuilder (qai_appbuilder.GenieContext), capi (Genie's C API from "
+        "onnxruntime-qnn's library, or --genie-lib), auto (appbuilder where installed, else capi)",
+        _one_of(("auto", "appbuilder", "capi")),
+    ),
+    Option(
+        "--genie-lib",
+        "npuperf_genie_lib",
+        "",
+        "the Genie library for --genie-backend capi (a QAIRT SDK's libGenie.so / Genie.dll); '' for the one "
+        "onnxruntime-qnn ships",
+    ),
+    Option(
         "--qnn-model",
         "npuperf_qnn_model",
         "models/qnn-block/model.onnx",
@@ -461,6 +476,8 @@ class Settings:
     model: str
     provider: str
     htp_perf_mode: str
+    genie_backend: str
+    genie_lib: str
     qnn_model: str
     qnn_runs: int
     qnn_cache_dir: str

@@ -11,6 +11,10 @@ The generated folder is committed, so running the suite never needs torch.
 
 ``python -m npuperf.synth qnn-block`` rebuilds models/qnn-block, the static-shape QDQ
 decoder block the QNN checks run (npuperf/qdq_block.py; needs onnx, not torch).
+
+``python -m npuperf.synth genie-tiny`` rebuilds models/genie-tiny, the Qwen2-shaped decoder
+Qualcomm Genie runs as a real dialog (npuperf/genie_model.py; needs onnx and onnxruntime-qnn;
+``--htp-arch`` / ``--soc-model`` compile the binary for a device's HTP instead of the simulator).
 """
 
 from __future__ import annotations
@@ -209,7 +213,9 @@ def build(recipe: Recipe, out: Path, *, force: bool = False, log=print) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m npuperf.synth", description=__doc__.splitlines()[0])
-    parser.add_argument("recipe", choices=[*sorted(RECIPES), "qnn-block"], help="which synthetic model to build")
+    parser.add_argument(
+        "recipe", choices=[*sorted(RECIPES), "qnn-block", "genie-tiny"], help="which synthetic model to build"
+    )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: models/<name>)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
     parser.add_argument(
@@ -224,7 +230,14 @@ def main(argv: list[str] | None = None) -> int:
         help="weights of a decoder model (default: the recipe's, int4); another precision is a re-export of the "
         "same model, e.g. to check that a baseline catches it",
     )
+    parser.add_argument("--htp-arch", default=None, help="genie-tiny only: QNN htp_arch of the target (e.g. 73)")
+    parser.add_argument("--soc-model", default=None, help="genie-tiny only: QNN soc_model of the target (e.g. 60)")
     args = parser.parse_args(argv)
+    if args.recipe == "genie-tiny":
+        target = {k: v for k, v in (("htp_arch", args.htp_arch), ("soc_model", args.soc_model)) if v}
+        return _build_genie(args.out or Path("models") / "genie-tiny", force=args.force, target=target)
+    if args.htp_arch or args.soc_model:
+        parser.error("--htp-arch and --soc-model apply to genie-tiny only")
     if args.recipe == "qnn-block":
         return _build_block(args.out or Path("models") / "qnn-block", force=args.force, unsupported=args.unsupported_op)
     if args.unsupported_op:
@@ -261,6 +274,20 @@ def _build_block(out: Path, *, force: bool, unsupported: str | None = None) -> i
             out.rename(Path(tmp) / "old")
         built.rename(out)
     print(f"done: {out / model.name} ({(out / model.name).stat().st_size / 1e6:.2f} MB)")
+    return 0
+
+
+def _build_genie(out: Path, *, force: bool, target: dict[str, str]) -> int:
+    from npuperf import genie_build
+
+    if out.exists() and not force:
+        print(f"npuperf.synth: {str(out)!r} already exists; pass --force to replace it", file=sys.stderr)
+        return 2
+    try:
+        genie_build.build_bundle(out, target)
+    except genie_build.BuildError as exc:
+        print(f"npuperf.synth: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -176,7 +176,7 @@ def test_contract_genie_missing_runtime_skips_with_install_hint(
 ) -> None:
     monkeypatch.setitem(sys.modules, "qai_appbuilder", None)
     shutil.copytree(TESTS / "data" / "genie" / "bundle", suite.path / "Qwen2.0-7B-SSD")
-    result = run(suite, *GENIE, "-k", "genie or test_model_load")
+    result = run(suite, *GENIE, "--genie-backend=appbuilder", "-k", "genie or test_model_load")
     result.assert_outcomes(skipped=3)
     result.stdout.fnmatch_lines(
         ["*engine 'genie' is unavailable: cannot import qai_appbuilder*pip install qai-appbuilder*"]

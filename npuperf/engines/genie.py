@@ -1,36 +1,30 @@
-"""Qualcomm Genie through qai_appbuilder.GenieContext: the production path on Snapdragon.
+"""Qualcomm Genie: ``--engine genie --model path/to/genie_config.json``.
 
-``--engine genie --model path/to/genie_config.json``. qai-appbuilder has wheels only for
-Windows on ARM64 (and ARM64EC) and Linux aarch64, so on other machines this engine is
-*contract-tested*: tests/fake_qai_appbuilder.py follows the real signatures
-(``GenieContext(config)``, ``SetParams(max_length, temp, top_k, top_p)`` as strings,
-``Query(prompt, callback) -> bool``, ``GetProfile() -> str``, ``TokenLength(text)``,
-``Stop()``). It runs for real only on a Snapdragon device.
+Two backends run the same dialog and produce the same ``Generation``
+(``--genie-backend {auto,appbuilder,capi}``; auto takes AppBuilder where it is installed):
 
-What is measured, and from which clock:
+- ``appbuilder`` (engines/genie_appbuilder.py): ``qai_appbuilder.GenieContext``, what the
+  team's app uses. Wheels exist only for Windows on ARM64 and Linux aarch64; elsewhere it is
+  contract-tested against tests/fake_qai_appbuilder.py. Its text callback is polled every
+  ~100 ms, so TTFT and TPOT come from Genie's profile (device clock).
+- ``capi`` (engines/genie_capi.py): Genie's own C API through ctypes, from the library the
+  onnxruntime-qnn wheel ships (``libGenie.so``; ``Genie.dll`` on Windows ARM64) or
+  ``--genie-lib``. Its query callback comes once per token, so per-token times are the
+  client's. On x86_64 its QnnHtp backend is the HTP simulator: a real dialog, simulator times.
 
-- latency: the client's wall time around ``Query`` (perf_counter_ns);
-- TTFT, TPOT, token counts and rates: Genie's own profile (``GetProfile()``, device
-  clock). The text callback is polled (every 10-100 ms depending on the version), so
-  the client's first-text time is kept only as a coarse cross-check.
-
-The token budget goes through ``SetParams``; the AppBuilder wrapper enforces it by
-counting re-encoded text and calling ``Stop()``, so a run can end a little past the
-budget (speculative dialogs accept several tokens per pass) or before it (EOS). The
-Generation carries the real count and every per-token figure uses it.
+This module reads the config bundle (without loading it) and Genie's profile JSON, and holds
+the engine that picks a backend.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from npuperf.engines.base import (
     EngineError,
@@ -269,27 +263,71 @@ def parse_profile(text: str) -> QueryProfile:
 
 # ----- the engine -----------------------------------------------------------------------
 
+BACKENDS = ("auto", "appbuilder", "capi")
 
-class GenieEngine(LoadedParts):
-    """A Genie dialog on the Hexagon NPU; contract-tested off-device (see module doc)."""
 
-    name = NAME
+class GenieBackend(Protocol):
+    """One way of running a Genie dialog (see the module doc)."""
 
-    def __init__(self, config_path: Path, sampling: tuple[str, str, str] = GREEDY) -> None:
-        self.config_path = config_path
-        self.sampling = sampling
-        self.config: GenieConfig | None = None
-        self._ctx: Any = None
-        self._tokenizer: HfTokenizer | None = None
-        self._info: EngineInfo | None = None
-        # GenieContext is not thread-safe: one query at a time, whoever calls.
-        self._lock = threading.Lock()
+    name: str
+    provider: str  # the backend type, "-simulator" added when the HTP is simulated
+    versions: dict[str, str]
+    details: dict[str, str]
 
-    def load(self) -> None:
+    def generate(
+        self, prompt: str, prompt_tokens: int, max_new_tokens: int, on_token: OnToken | None
+    ) -> Generation: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """What --genie-backend, --genie-lib and the HTP perf mode ask of the engine."""
+
+    backend: str = "auto"
+    library: str | None = None
+    perf_mode: str | None = None
+    sampling: tuple[str, str, str] = GREEDY
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise EngineError(f"--genie-backend {self.backend!r} is unknown; expected one of {', '.join(BACKENDS)}")
+
+
+def open_backend(choice: BackendChoice, config: GenieConfig) -> GenieBackend:
+    """AppBuilder where it is installed (or asked for), else Genie's C API."""
+    if choice.backend in ("auto", "appbuilder"):
         try:
             import qai_appbuilder
         except ImportError as exc:
-            raise EngineUnavailable(NAME, f"cannot import qai_appbuilder ({exc})", INSTALL) from exc
+            if choice.backend == "appbuilder":
+                raise EngineUnavailable(NAME, f"cannot import qai_appbuilder ({exc})", INSTALL) from exc
+        else:
+            from npuperf.engines.genie_appbuilder import AppBuilderBackend
+
+            return AppBuilderBackend(qai_appbuilder, config, choice.sampling)
+    from npuperf.engines.genie_capi import CapiBackend
+
+    return CapiBackend(config, choice.library, choice.perf_mode)
+
+
+class GenieEngine(LoadedParts):
+    """A Genie dialog on the Hexagon NPU (or the HTP simulator, through the C API)."""
+
+    name = NAME
+
+    def __init__(self, config_path: Path, choice: BackendChoice | None = None) -> None:
+        self.config_path = config_path
+        self.choice = choice or BackendChoice()
+        self.config: GenieConfig | None = None
+        self.backend: GenieBackend | None = None
+        self._tokenizer: HfTokenizer | None = None
+        self._info: EngineInfo | None = None
+        # Genie dialogs are not thread-safe: one query at a time, whoever calls.
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
         if self.config_path.is_dir():
             raise ModelError(
                 f"--model {str(self.config_path)!r} is a folder; the genie engine takes the path of the bundle's "
@@ -297,44 +335,38 @@ class GenieEngine(LoadedParts):
             )
         config = inspect_config(self.config_path)
         if config.problems:
-            # The AppBuilder wrapper only prints to stderr when the dialog cannot be created;
-            # catching missing files here turns a later crash into a message.
+            # Genie only logs when a file is missing; naming it here turns a crash into a message.
             raise ModelError(f"Genie config {str(self.config_path)!r}: " + "; ".join(config.problems))
         if config.tokenizer is None:
             raise ModelError(f"Genie config {str(self.config_path)!r} names no tokenizer (dialog.tokenizer.path)")
         tokenizer = HfTokenizer(config.tokenizer)
-        try:
-            with contextlib.chdir(self.config_path.parent):
-                ctx = qai_appbuilder.GenieContext(str(self.config_path.resolve()))
-        except Exception as exc:  # the extension raises RuntimeError (or worse) for any failure
-            raise ModelError(f"GenieContext({str(self.config_path)!r}) failed: {exc}") from exc
-        self.config, self._ctx, self._tokenizer = config, ctx, tokenizer
-        init_ms = init_time_ms(ctx.GetProfile())
+        backend = open_backend(self.choice, config)
+        self.config, self.backend, self._tokenizer = config, backend, tokenizer
+        settings = {
+            "dialog_type": config.dialog_type,
+            "context_size": str(config.context_size),
+            "backend_type": config.backend_type,
+            "perf_profile": str(config.perf_profile),
+            **{k: v for k, v in backend.details.items() if k == "performance policy"},
+        }
         self._info = EngineInfo(
             engine=NAME,
-            provider=config.backend_type,
-            versions={"qai-appbuilder": str(getattr(qai_appbuilder, "__version__", "unknown"))},
+            provider=backend.provider,
+            versions=backend.versions,
             model_id=self.config_path.parent.resolve().name,
             model_sha256=fingerprint(config),
             details={
                 "genie_config": str(self.config_path),
-                "dialog_type": config.dialog_type,
-                "context_size": str(config.context_size),
-                "backend_type": config.backend_type,
-                "perf_profile": str(config.perf_profile),
-                "device_init_ms": "not reported" if init_ms is None else f"{init_ms:.1f}",
+                "genie backend": backend.name,
+                **settings,
+                **backend.details,
             },
             context_length=config.context_size,
-            config={
-                "dialog_type": config.dialog_type,
-                "context_size": str(config.context_size),
-                "backend_type": config.backend_type,
-                "perf_profile": str(config.perf_profile),
-            },
+            config=settings,
         )
 
     def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
-        if self._ctx is None or self._tokenizer is None:
+        if self.backend is None or self._tokenizer is None:
             raise EngineError("genie engine: generate() called before load()")
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
@@ -342,89 +374,66 @@ class GenieEngine(LoadedParts):
         if prompt_tokens < 1:
             raise ValueError("prompt encodes to zero tokens; give a non-empty prompt")
         with self._lock:
-            return self._query(prompt, prompt_tokens, max_new_tokens, on_token)
-
-    def _query(self, prompt: str, prompt_tokens: int, max_new_tokens: int, on_token: OnToken | None) -> Generation:
-        ctx = self._ctx
-        if ctx.SetParams(str(max_new_tokens), *self.sampling) is False:
-            raise EngineError(f"Genie SetParams({max_new_tokens!r}, ...) failed")
-        texts = _Texts(on_token, ctx.Stop)
-        arrivals, pieces, raised, callback = texts.arrivals, texts.pieces, texts.raised, texts.callback
-
-        submit = time.perf_counter_ns()
-        ok = ctx.Query(prompt, callback)
-        end = time.perf_counter_ns()
-        if raised:
-            raise raised[0]
-        if ok is False:
-            raise EngineError(f"Genie Query failed for a {prompt_tokens}-token prompt")
-        profile = parse_profile(ctx.GetProfile())
-        count = profile.generated_tokens
-        if count < 1:
-            raise EngineError("Genie reported 0 generated tokens for the query")
-        first = submit + int(profile.ttft_us * 1000)
-        step = 0.0 if count < 2 else profile.generation_us * 1000 / (count - 1)
-        stamps = tuple(first + int(i * step) for i in range(count))
-        device: dict[str, float] = {
-            "device_ttft_ms": profile.ttft_ms,
-            "device_generation_ms": profile.generation_us / 1000,
-            "device_prompt_tokens": float(profile.prompt_tokens),
-            "device_generated_tokens": float(count),
-            "client_latency_ms": (end - submit) / 1e6,
-            "client_callbacks": float(len(arrivals)),
-        }
-        if profile.prompt_tps is not None:
-            device["device_prompt_tps"] = profile.prompt_tps
-        if profile.generation_tps is not None:
-            device["device_generation_tps"] = profile.generation_tps
-        if arrivals:
-            device["client_first_text_ms"] = (arrivals[0] - submit) / 1e6
-        return Generation(
-            prompt_tokens=prompt_tokens,
-            requested_new_tokens=max_new_tokens,
-            submit_ns=submit,
-            token_ns=stamps,
-            stop_reason="eos" if count < max_new_tokens else "budget",
-            clock=CLOCK,
-            device=device,
-            end_ns=end,
-            text="".join(pieces),
-        )
+            return self.backend.generate(prompt, prompt_tokens, max_new_tokens, on_token)
 
     def close(self) -> None:
-        """Release the dialog (the wrapper frees it when the object goes)."""
+        """Free the dialog."""
         with self._lock:
-            self._ctx = None
+            if self.backend is not None:
+                self.backend.close()
+            self.backend = None
 
 
-class _Texts:
-    """Query's callback: the arrival time and text of each piece, and ``on_token`` called first.
+def profile_generation(
+    profile: QueryProfile,
+    prompt_tokens: int,
+    span: tuple[int, int],
+    requested: int,
+    clock: str,
+    text: str,
+    device: dict[str, float],
+) -> Generation:
+    """A Generation whose tokens are placed on the client timeline from Genie's profile
+    (TTFT, then the decode time spread evenly), as the AppBuilder backend must."""
+    count = profile.generated_tokens
+    if count < 1:
+        raise EngineError("Genie reported 0 generated tokens for the query")
+    submit, end = span
+    first = submit + int(profile.ttft_us * 1000)
+    step = 0.0 if count < 2 else profile.generation_us * 1000 / (count - 1)
+    return Generation(
+        prompt_tokens=prompt_tokens,
+        requested_new_tokens=requested,
+        submit_ns=submit,
+        token_ns=tuple(first + int(i * step) for i in range(count)),
+        stop_reason="eos" if count < requested else "budget",
+        clock=clock,
+        device={**device, **profile_figures(profile)},
+        end_ns=end,
+        text=text,
+    )
 
-    An exception from ``on_token`` (the server's ClientGone) must not cross the extension's
-    C++ frames: it is kept, the dialog is asked to stop (Stop(), and the callback returns
-    False), and ``_query`` raises it once Query has returned.
-    """
 
-    def __init__(self, on_token: OnToken | None, stop: Callable[[], object]) -> None:
-        self.on_token, self.stop = on_token, stop
-        self.arrivals: list[int] = []
-        self.pieces: list[str] = []
-        self.raised: list[BaseException] = []
-
-    def callback(self, text: str) -> bool:
-        if self.raised:
-            return False
-        try:
-            if self.on_token is not None:
-                self.on_token()
-        except BaseException as exc:  # stop generating; re-raised after Query
-            self.raised.append(exc)
-            self.stop()
-            return False
-        self.arrivals.append(time.perf_counter_ns())
-        self.pieces.append(text)
-        return True
+def profile_figures(profile: QueryProfile) -> dict[str, float]:
+    """Genie's own figures of a query (device clock), for Generation.device."""
+    out = {
+        "device_ttft_ms": profile.ttft_ms,
+        "device_generation_ms": profile.generation_us / 1000,
+        "device_prompt_tokens": float(profile.prompt_tokens),
+        "device_generated_tokens": float(profile.generated_tokens),
+    }
+    if profile.prompt_tps is not None:
+        out["device_prompt_tps"] = profile.prompt_tps
+    if profile.generation_tps is not None:
+        out["device_generation_tps"] = profile.generation_tps
+    return out
 
 
 def create(options: EngineOptions) -> GenieEngine:
-    return GenieEngine(Path(options.model))
+    extra = options.extra
+    choice = BackendChoice(
+        backend=extra.get("genie_backend", "auto") or "auto",
+        library=extra.get("genie_lib") or None,
+        perf_mode=extra.get("htp_perf_mode") or None,
+    )
+    return GenieEngine(Path(options.model), choice)

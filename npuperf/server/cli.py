@@ -20,7 +20,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="ort-genai", help=f"engine to serve ({', '.join(known_engines())})")
     p.add_argument("--model", default="models/tiny-qwen2", help="model path for the engine")
     p.add_argument("--ep", default="cpu", help="execution provider of the ort-genai engine: cpu or qnn")
-    p.add_argument("--htp-perf-mode", default="burst", help="HTP performance mode with --ep qnn")
+    p.add_argument("--htp-perf-mode", default="burst", help="HTP performance mode (--ep qnn; Genie's policy)")
+    p.add_argument("--genie-backend", default="auto", help="genie engine: auto, appbuilder or capi")
+    p.add_argument("--genie-lib", default="", help="genie engine, capi backend: the Genie library to load")
     p.add_argument("--host", default=d.host, help="address to bind (default: loopback only)")
     p.add_argument("--port", type=int, default=d.port, help="port; 0 picks a free one (printed at startup)")
     p.add_argument("--max-new-tokens", type=int, default=d.max_new_tokens, help="largest max_new_tokens accepted")
@@ -62,9 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             warmup=args.warmup,
             docs=args.docs,
         )
-        engine: Engine = create_engine(
-            args.engine, EngineOptions(model=args.model, provider=args.ep, extra={"htp_perf_mode": args.htp_perf_mode})
-        )
+        engine: Engine = create_engine(args.engine, _engine_options(args))
         if args.inject_slowdown:
             engine = SlowedEngine(engine, args.inject_slowdown)
     except (ValueError, EngineError) as exc:
@@ -97,6 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     server = uvicorn.Server(uvicorn_config(create_app(engine, config, announce, backend), config, args.log_level))
     server.run(sockets=[sock])
     return 0 if server.started else 3
+
+
+def _engine_options(args: argparse.Namespace) -> EngineOptions:
+    extra = {"htp_perf_mode": args.htp_perf_mode, "genie_backend": args.genie_backend, "genie_lib": args.genie_lib}
+    return EngineOptions(model=args.model, provider=args.ep, extra=extra)
 
 
 def _option_name(message: str) -> str:

@@ -174,17 +174,26 @@ def start_process(args: list[str], log: Path, timeout_s: float = 180.0) -> Serve
     with log.open("w", encoding="utf-8") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env, encoding="utf-8")
     lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    found: list[re.Match[str]] = []
+
+    def read() -> None:  # runtimes may print their own lines first (QNN's LIBNATIVE notice)
+        for line in proc.stdout or ():
+            lines.append(line)
+            match = re.search(r"listening on (http://\S+)", line)
+            if match:
+                found.append(match)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
     reader.start()
     reader.join(timeout_s)
-    found = re.search(r"listening on (http://\S+)", lines[0]) if lines else None
-    if found is None:
+    if not found:
         server = ServerProcess(proc, "", log)
         code = server.stop(5)
         tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").splitlines()[-15:])
-        said = f"; it said {lines[0].strip()!r}" if lines and lines[0].strip() else ""
+        said = f"; it said {''.join(lines[-3:]).strip()!r}" if "".join(lines).strip() else ""
         raise RuntimeError(
             f"the reference server ({' '.join(cmd[1:])}) did not start within {timeout_s:g} s (exit {code}){said}; "
             f"its log {log}:\n{tail}"
         )
-    return ServerProcess(proc, found.group(1), log)
+    return ServerProcess(proc, found[0].group(1), log)

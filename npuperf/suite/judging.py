@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from npuperf import baselines
-from npuperf.engines.base import EngineError
+from npuperf.engines.base import Engine, EngineError
 from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, measure_case
 from npuperf.report import CaseRecord, row_values
 from npuperf.stats import OnlineHolm
@@ -54,7 +54,7 @@ class Judging:
         it, so a slow spell of a shared machine does not fail the run.
         """
         s = self.run.settings
-        judge = self._judge(result.case, lookup)
+        judge = self._judge(result.case, lookup, simulated_htp(warm.engine))
         verdict = judge(result, self.family(), background)
         self._hypotheses.extend((result.case.id, r.metric) for r in verdict.regressions)
         self._rejected_online.update((result.case.id, r.metric) for r in verdict.regressions if r.failed)
@@ -86,7 +86,7 @@ class Judging:
             fail("\n".join(inconclusive) + "\n(--fail-inconclusive is set)")
         return record
 
-    def _judge(self, case: Case, lookup: baselines.Lookup) -> Judge:
+    def _judge(self, case: Case, lookup: baselines.Lookup, simulated: bool) -> Judge:
         """The verdict function of one case against its baseline entry (checked to be for this case)."""
         s = self.run.settings
         base = lookup.file.cases.get(case.id) if lookup.file is not None else None
@@ -115,6 +115,7 @@ class Judging:
                 new_tokens=case.new_tokens,
                 require_baseline=s.require_baseline,
                 enforce_regression=not s.update_baselines,
+                simulated=simulated,
             )
             return told(verdict, [busy_reason(background, s.max_background_cores, s.busy_tolerance)] if busy else [])
 
@@ -209,6 +210,11 @@ class Judging:
             return []
         final = self._family.final()
         return [h for h, rej in zip(self._hypotheses, final, strict=False) if rej and h not in self._rejected_online]
+
+
+def simulated_htp(engine: Engine) -> bool:
+    """Does the engine run on the HTP simulator (its provider says so: Genie's C API on x86_64)?"""
+    return engine.info.provider.endswith("-simulator")
 
 
 def told_what_changed(verdict: CaseVerdict, changed: Sequence[str]) -> CaseVerdict:

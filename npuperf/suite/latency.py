@@ -16,10 +16,11 @@ from npuperf.measure import Case, CaseResult, CaseSpec, WarmEngine, case_specs, 
 from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
 from npuperf.report import CaseRecord
 from npuperf.suite import environment
-from npuperf.suite.judging import Judging
+from npuperf.suite.judging import Judging, simulated_htp
 from npuperf.suite.run import Memo, Run, attempt, fail, git_commit, skip
 from npuperf.verdict import (
     Check,
+    Outcome,
     Regression,
     circuit_breaker,
     load_budget,
@@ -86,6 +87,8 @@ class LatencySection:
         model = str(self.run.path(s.model)) if s.model else ""
         extra = {
             "htp_perf_mode": s.htp_perf_mode,
+            "genie_backend": s.genie_backend,
+            "genie_lib": str(self.run.path(s.genie_lib)) if s.genie_lib else "",
             "backend_url": s.backend_url,
             "http_stream": "true" if s.http_stream else "false",
             "http_timeout_s": str(s.http_timeout_s),
@@ -138,10 +141,11 @@ class LatencySection:
     def _describe(self, warm: WarmEngine) -> None:
         """The environment table of the HTML report (pytest-metadata), once the engine is known."""
         environment.publish(self.run.config, self.environment(warm))
-
-    def inert_environment(self) -> None:
-        """Escape the HTML report's environment table (pytest-html renders it as markup)."""
-        environment.make_inert(self.run.config)
+        if simulated_htp(warm.engine):
+            self.run.notes.append(
+                f"latency figures are HTP simulator figures ({warm.engine.info.provider}: Genie on this x86_64 "
+                "machine), not device figures; the latency budget, breaker and load budget are shown, not applied"
+            )
 
     def environment(self, warm: WarmEngine | None = None) -> dict[str, str]:
         """Machine, checkout and, once loaded, the engine: what the reports' environment tables show.
@@ -268,7 +272,7 @@ class LatencySection:
 
     # ----- load and the cold call ---------------------------------------------------------
     def check_load(self, warm: WarmEngine) -> Check:
-        return self.run.enforce(load_budget(warm.load_s, self.run.settings.load_budget_s))
+        return self.run.enforce(_on_simulator(warm, load_budget(warm.load_s, self.run.settings.load_budget_s)))
 
     def check_cold_call(self, warm: WarmEngine) -> Check:
         cold = warm.cold
@@ -280,4 +284,11 @@ class LatencySection:
                 check,
                 message=f"{check.message}; warm median {warm_ms:.1f} ms (cold is x{cold.latency_ms / warm_ms:.1f})",
             )
-        return self.run.enforce(check)
+        return self.run.enforce(_on_simulator(warm, check))
+
+
+def _on_simulator(warm: WarmEngine, check: Check) -> Check:
+    """A figure of the HTP simulator is shown against the device's limit, not judged by it."""
+    if not simulated_htp(warm.engine):
+        return check
+    return replace(check, outcome=Outcome.OK, message=f"{check.message} (HTP simulator: not applied)")

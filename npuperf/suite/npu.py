@@ -89,6 +89,9 @@ class NpuSection:
     # ----- Qualcomm Genie -------------------------------------------------------------------
     def genie_config(self) -> GenieConfig:
         """The loaded Genie engine's config; skips (before loading anything) when the engine is not Genie."""
+        return self._genie().config  # type: ignore[return-value]
+
+    def _genie(self) -> GenieEngine:
         if self.run.settings.engine != "genie":
             skip(
                 f"the engine under test is {self.run.settings.engine!r}; the Genie checks run with "
@@ -98,10 +101,15 @@ class NpuSection:
         engine = warm.engine.inner if isinstance(warm.engine, SlowedEngine) else warm.engine
         if not isinstance(engine, GenieEngine) or engine.config is None:
             fail(f"--engine genie made a {type(engine).__name__}, not the Genie engine")
-        return engine.config
+        return engine
 
     def check_genie_backend(self) -> Check:
-        return self.run.enforce(npu_checks.genie_backend(self.genie_config()))
+        engine = self._genie()
+        return self.run.enforce(npu_checks.genie_backend(self.genie_config(), engine.info.provider))
 
     def check_genie_perf_profile(self) -> Check:
-        return self.run.enforce(npu_checks.genie_perf_profile(self.genie_config(), self.run.settings.htp_perf_mode))
+        engine = self._genie()
+        applied = engine.info.details.get("performance policy")
+        return self.run.enforce(
+            npu_checks.genie_perf_profile(self.genie_config(), self.run.settings.htp_perf_mode, applied)
+        )

@@ -75,6 +75,10 @@ class ServiceSection:
         self.run.progress(f"starting the reference server (python -m npuperf.server, {s.engine} {s.model})")
         args = ["--engine", s.engine, "--model", str(self.run.path(s.model)), "--ep", s.provider]
         args += ["--htp-perf-mode", s.htp_perf_mode, "--breaker-ms", f"{s.breaker_ms:g}"]
+        if s.engine == "genie":
+            args += ["--genie-backend", s.genie_backend]
+            if s.genie_lib:
+                args += ["--genie-lib", str(self.run.path(s.genie_lib))]
         self._server = attempt(
             lambda: start_process(args, log, timeout_s=max(180.0, 3 * s.load_budget_s)),
             (RuntimeError, OSError),
