@@ -103,7 +103,10 @@ class GenieContext:
         return True
 
     def GetProfile(self) -> str:
-        return json.dumps({"components": [{"name": "dialog0", "type": "dialog", "events": self._events}]})
+        # the layout GenieProfile_getJsonData writes (tests/data/genie/profile-genie-tiny-simulator.json)
+        header = {"header_version": {"major": 0, "minor": 1, "patch": 0}, "artifact_type": "GENIE_PROFILE"}
+        components = [{"name": "dialog0", "type": "dialog", "events": self._events}]
+        return json.dumps({"header": header, "metadata": {"timestamp": 0}, "components": components})
 
     def Query(self, prompt: str, callback: Callable[[str], bool]) -> bool:
         if not self._busy.acquire(blocking=False):

@@ -243,23 +243,41 @@ def test_contract_prompts_of_exact_length_use_the_bundle_tokenizer(engine: Genie
 # ----- profile parsing and config inspection (pure) --------------------------------------
 
 
+RECORDED = DATA / "profile-genie-tiny-simulator.json"  # GenieProfile_getJsonData of a real run (test_genie_real.py)
+
+
+def _recorded() -> dict:  # type: ignore[type-arg]
+    return json.loads(RECORDED.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
 def test_profile_parsing_takes_the_last_query_event() -> None:
-    p = parse_profile((DATA / "profile-qwen2-7b-ssd.json").read_text(encoding="utf-8"))
-    assert (p.prompt_tokens, p.generated_tokens) == (12, 9)
-    assert p.ttft_ms == pytest.approx(174.2)
-    assert p.tpot_ms == pytest.approx(675.904 / 8)
-    assert (p.prompt_tps, p.generation_tps) == (68.9, 11.8)
+    last = _recorded()["components"][0]["events"][-1]
+    p = parse_profile(RECORDED.read_text(encoding="utf-8"))
+    assert (p.prompt_tokens, p.generated_tokens) == (last["num-prompt-tokens"]["value"], 16)
+    assert p.ttft_ms == pytest.approx(last["time-to-first-token"]["value"] / 1000)
+    assert p.tpot_ms == pytest.approx(last["token-generation-time"]["value"] / 1000 / 15)
+    assert p.prompt_tps == pytest.approx(last["prompt-processing-rate"]["value"])
+    assert p.generation_tps == pytest.approx(last["token-generation-rate"]["value"])
+
+
+def test_a_one_token_query_counts_one_token() -> None:
+    # Genie reports num-generated-tokens 0 for a query of one token (measured: test_genie_real.py)
+    doc = _recorded()
+    doc["components"][0]["events"][-1]["num-generated-tokens"]["value"] = 0
+    doc["components"][0]["events"][-1]["token-generation-time"]["value"] = 0
+    p = parse_profile(json.dumps(doc))
+    assert (p.generated_tokens, p.tpot_ms) == (1, None)
 
 
 def test_init_time_comes_from_the_create_event() -> None:
-    text = (DATA / "profile-qwen2-7b-ssd.json").read_text(encoding="utf-8")
-    assert init_time_ms(text) == pytest.approx(4213.87)
+    create = _recorded()["components"][0]["events"][0]
+    assert init_time_ms(RECORDED.read_text(encoding="utf-8")) == pytest.approx(create["init-time"]["value"] / 1000)
     assert init_time_ms('{"components": []}') is None
     assert init_time_ms("not json") is None
 
 
 def test_profile_units_in_milliseconds_are_converted() -> None:
-    doc = json.loads((DATA / "profile-qwen2-7b-ssd.json").read_text(encoding="utf-8"))
+    doc = _recorded()
     doc["components"][0]["events"][-1]["time-to-first-token"] = {"value": 174.2, "unit": "ms"}
     assert parse_profile(json.dumps(doc)).ttft_ms == pytest.approx(174.2)
 
@@ -277,7 +295,7 @@ def test_profile_units_in_milliseconds_are_converted() -> None:
     ],
 )
 def test_profile_problems_are_named(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
-    doc = json.loads((DATA / "profile-qwen2-7b-ssd.json").read_text(encoding="utf-8"))
+    doc = _recorded()
     mutate(doc)
     with pytest.raises(EngineError, match=message):
         parse_profile(json.dumps(doc))

@@ -251,8 +251,13 @@ def parse_profile(text: str) -> QueryProfile:
     prompt, generated = _number(last, "num-prompt-tokens"), _number(last, "num-generated-tokens")
     if prompt is None or generated is None:
         raise EngineError("Genie profile: num-prompt-tokens / num-generated-tokens missing in the last query event")
+    ttft_us = _value_us(last, "time-to-first-token")
+    if generated == 0 and ttft_us > 0:
+        # A query of one token reports num-generated-tokens 0 (its token came from the prefill;
+        # no decode step ran): measured on Genie 1.21.0, tests/test_genie_real.py. It made one.
+        generated = 1
     return QueryProfile(
-        ttft_us=_value_us(last, "time-to-first-token"),
+        ttft_us=ttft_us,
         generation_us=_value_us(last, "token-generation-time"),
         prompt_tokens=int(prompt),
         generated_tokens=int(generated),

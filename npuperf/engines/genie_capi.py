@@ -76,12 +76,25 @@ _LOG_CB = ctypes.CFUNCTYPE(None, _VP, ctypes.c_char_p, ctypes.c_int, ctypes.c_ui
 
 
 class GenieError(EngineError):
-    """A Genie C API call failed: the call, its status and what Genie logged just before."""
+    """A Genie C API call failed: the call, its status and what Genie logged about it, on one line."""
 
     def __init__(self, call: str, status: int, log: list[str]) -> None:
-        said = f"; Genie logged: {' | '.join(log[-4:])}" if log else ""
-        super().__init__(f"{call} failed: {STATUS.get(status, 'unknown status')} ({status}){said}")
+        said = relevant(log)
+        super().__init__(
+            f"{call} failed: {STATUS.get(status, 'unknown status')} ({status})" + (f"; Genie: {said}" if said else "")
+        )
         self.call, self.status, self.log = call, status, log
+
+
+_TROUBLE = ("fail", "error", "invalid", "could not", "can't", "cannot", "not found", "unable", "exceed")
+
+
+def relevant(log: list[str], most: int = 3) -> str:
+    """The log lines that say what went wrong (else the last ones), each on one line, without repeats."""
+    flat = [" ".join(line.split()) for line in log if line.strip()]
+    trouble = [line for line in flat if any(word in line.lower() for word in _TROUBLE)]
+    picked = list(dict.fromkeys(trouble or flat))[-most:]
+    return " | ".join(line if len(line) <= 300 else line[:297] + "..." for line in picked)
 
 
 def library_path(explicit: str | None = None) -> Path:
@@ -195,7 +208,11 @@ class GenieLibrary:
         if fn is None:
             raise EngineError(f"{self.path} has no {name} (Genie API {self.version}); use a newer Genie build")
         mark = len(self.log_lines)
-        status = int(fn(*args))
+        if name in _PRINTS_TO_STDERR:
+            status, printed = _capturing_stderr(lambda: int(fn(*args)))
+            self.log_lines.extend(printed)
+        else:
+            status = int(fn(*args))
         if status < 0:
             raise GenieError(name, status, list(self.log_lines)[mark:] or list(self.log_lines)[-3:])
         return status
@@ -204,6 +221,32 @@ class GenieLibrary:
         handle = _VP()
         self.call("GenieLog_create", None, self._log_cb, level, ctypes.byref(handle))
         return handle
+
+
+# Genie prints why a config or a model is refused (schema errors, I/O names) to stderr
+# itself, not through the logger: those calls' stderr is captured into the log.
+_PRINTS_TO_STDERR = ("GenieDialogConfig_createFromJson", "GenieDialog_create")
+
+
+def _capturing_stderr(fn: Callable[[], int]) -> tuple[int, list[str]]:
+    """``fn()`` with file descriptor 2 going to a temp file; (its result, the lines it printed).
+    What was printed is written on to the real stderr as well, so nothing is hidden."""
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            result = fn()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        sink.seek(0)
+        printed = sink.read()
+    if printed:
+        os.write(2, printed)
+    return result, printed.decode("utf-8", "replace").splitlines()
 
 
 @dataclass
