@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -19,7 +19,7 @@ from npuperf.report import fmt_ms
 from npuperf.server.launch import ServerProcess, start_process
 from npuperf.stats import median
 from npuperf.suite.run import Memo, Run, attempt, fail, skip
-from npuperf.verdict import Check, circuit_breaker, latency_budget
+from npuperf.verdict import Check, Outcome, circuit_breaker, latency_budget
 
 T = TypeVar("T")
 # engines the reference server can serve when the suite starts it (registered test engines cannot)
@@ -55,6 +55,7 @@ class ServiceSection:
         self.http_records: list[tuple[int, CaseResult]] = []
         self._service: Memo[Service] = Memo()
         self._server: ServerProcess | None = None
+        self._service_provider: str | None = None
 
     @property
     def current(self) -> Service | None:
@@ -135,6 +136,10 @@ class ServiceSection:
             latency_budget(label, result.latency.median, s.budget_for(case.id)),
             circuit_breaker(label, result.latency.max, s.breaker_ms),
         ]
+        if self._simulated(svc):  # a service on the HTP simulator: the device's limits are shown, not applied
+            checks = [
+                replace(c, outcome=Outcome.OK, message=f"{c.message} (HTP simulator: not applied)") for c in checks
+            ]
         counted = {c for g in result.generations if (c := g.device.get("server_prompt_tokens")) is not None}
         if counted and counted != {float(prompt.tokens)}:
             self.run.notes.append(
@@ -145,6 +150,14 @@ class ServiceSection:
         if failed:
             fail("\n".join(c.message for c in failed))
         return checks
+
+    def _simulated(self, svc: Service) -> bool:
+        """Does the service say (its /api/health provider) that its engine runs on the HTP simulator?"""
+        if self._service_provider is None:
+            reply = _call(lambda: svc.client.send("GET", api.HEALTH))
+            body = reply.body if isinstance(reply.body, dict) else {}
+            self._service_provider = str(body.get("provider", ""))
+        return self._service_provider.endswith("-simulator")
 
     def check_benchmark_agreement(self, svc: Service) -> Check:
         s = self.run.settings
