@@ -178,7 +178,10 @@ def test_a_prompt_longer_than_the_context_is_one_line(genie: GenieEngine) -> Non
     prompt = corpus_prompt(genie.tokenizer, 600)
     with pytest.raises(EngineError) as info:
         genie.generate(prompt.text, 8)
-    assert "\n" not in str(info.value)
+    assert str(info.value) == (
+        "Genie: a 600-token prompt with 8 new tokens exceeds the model's context of 512 tokens "
+        "(dialog.context.size in genie_config.json)"
+    )
     assert genie.generate("hello", 3).new_tokens == 3  # and the dialog is still usable
 
 
@@ -224,3 +227,26 @@ def test_the_recorded_profile_is_what_genie_writes() -> None:
         "GenieDialog_query",
         "GenieDialog_query",
     ]
+
+
+# ----- the reference server serves it ------------------------------------------------------------
+
+
+def test_the_reference_server_serves_real_genie_and_a_hang_up_aborts_the_query() -> None:
+    import httpx
+    from attack.conftest import disconnect_after_first_bytes, wait_until
+
+    from conftest import serving
+
+    engine = GenieEngine(CONFIG, BackendChoice(backend="capi"))
+    with serving(engine, warmup=1) as url:
+        health = httpx.get(url + "/api/health", timeout=30).json()
+        assert (health["engine"], health["provider"]) == ("genie", "QnnHtp-simulator")
+        answer = httpx.post(url + "/api/npu/infer", json={"prompt": "你好", "max_new_tokens": 32}, timeout=60).json()
+        assert (answer["new_tokens"], answer["stop_reason"]) == (32, "budget")
+        disconnect_after_first_bytes(url, "/api/npu/infer/stream", {"prompt": "hello", "max_new_tokens": 400})
+        assert wait_until(lambda: httpx.get(url + "/api/health", timeout=30).json()["queue"]["pending"] == 0)
+        profile = parse_profile(engine.backend.dialog.profile_json())  # type: ignore[union-attr]
+        assert profile.generated_tokens < 400  # Genie was told to abort when the client left
+        again = httpx.post(url + "/api/npu/infer", json={"prompt": "hi", "max_new_tokens": 4}, timeout=60).json()
+        assert again["new_tokens"] == 4

@@ -367,6 +367,7 @@ class CapiBackend:
             raise ModelError(f"Genie config {str(config.path)!r}: {exc}") from None
         finally:
             os.chdir(cwd)
+        self.context, self.config_name = config.context_size, config.path.name
         simulated = config.on_htp and _simulated()
         self.provider = config.backend_type + ("-simulator" if simulated else "")
         self.versions = {"genie": self.lib.version}
@@ -408,9 +409,10 @@ class CapiBackend:
         end = time.perf_counter_ns()
         if raised:
             raise raised[0]
-        if status == 4:
+        if status == 4:  # WARNING_CONTEXT_EXCEEDED
             raise EngineError(
-                f"Genie: a {prompt_tokens}-token prompt with {max_new_tokens} new tokens exceeds the context"
+                f"Genie: a {prompt_tokens}-token prompt with {max_new_tokens} new tokens exceeds the model's context "
+                f"of {self.context} tokens (dialog.context.size in {self.config_name})"
             )
         profile = parse_profile(self.dialog.profile_json())
         device = {"client_latency_ms": (end - submit) / 1e6, "client_callbacks": float(len(stamps))}
