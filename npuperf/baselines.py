@@ -37,6 +37,12 @@ MATCHES = ("identity", "strict")
 # Provenance keys, in the order a change is told: what changed in the model first.
 MODEL_HASH = "model sha256"
 COMMIT = "commit"
+# What "latency" means: from the prompt text handed to the engine to the output text returned
+# (docs/metrics.md). Before 2026-11-26 the ort-genai engine timed from after tokenizing and
+# generator setup to the last token; baselines recorded then have no such key, so a
+# comparison across the change says "latency definition (none) -> text-to-text".
+DEFINITION = "latency definition"
+LATENCY_DEFINITION = "text-to-text"
 
 
 class BaselineError(Exception):
@@ -103,6 +109,7 @@ def provenance(
     out = {MODEL_HASH: model_sha256}
     out.update({f"version {k}": v for k, v in versions.items()})
     out.update({f"config {k}": v for k, v in config.items()})
+    out[DEFINITION] = LATENCY_DEFINITION
     out[COMMIT] = commit
     return out
 
@@ -274,7 +281,9 @@ def _identity_of(doc: dict[str, Any]) -> tuple[Identity, dict[str, str] | None]:
     if doc["schema"] in LEGACY_SCHEMAS:
         key = doc["key"]
         versions = {str(k): str(v) for k, v in key["versions"].items()}
-        return Identity.from_dict(key), provenance(str(key["model_sha256"]), versions, {}, "")
+        legacy = provenance(str(key["model_sha256"]), versions, {}, "")
+        del legacy[DEFINITION]  # recorded before latency was text to text
+        return Identity.from_dict(key), legacy
     return Identity.from_dict(doc["identity"]), None
 
 

@@ -6,6 +6,7 @@ this logic is testable without pytest.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -13,7 +14,8 @@ from functools import cached_property
 
 from npuperf.engines.base import Engine, EngineError, Generation
 from npuperf.prompts import Prompt, corpus_key
-from npuperf.stats import Summary, median
+from npuperf.stats import Summary, median, percentile
+from npuperf.usage import MemorySampler, Usage, UsageClock
 
 # runner(fn, rounds) calls fn ``rounds`` times; pytest-benchmark's pedantic mode is one.
 Runner = Callable[[Callable[[], None], int], None]
@@ -82,11 +84,30 @@ class Case:
 
 
 @dataclass(frozen=True)
+class TokenGaps:
+    """The inter-token latency distribution of a case: every gap of every repetition."""
+
+    count: int
+    p50: float
+    p90: float
+    p99: float
+    worst: float
+
+    @classmethod
+    def of(cls, gaps: Sequence[float]) -> TokenGaps:
+        return cls(len(gaps), percentile(gaps, 50), percentile(gaps, 90), percentile(gaps, 99), max(gaps))
+
+
+@dataclass(frozen=True)
 class CaseResult:
-    """All measured generations of one case, with per-metric summaries."""
+    """All measured generations of one case, with per-metric summaries, and what the process
+    used meanwhile (``usage`` per generation, ``peak_rss_mb`` over the case; empty/None when
+    measured without instruments)."""
 
     case: Case
     generations: tuple[Generation, ...]
+    usage: tuple[Usage, ...] = ()
+    peak_rss_mb: float | None = None
 
     def __post_init__(self) -> None:
         if not self.generations:
@@ -142,25 +163,66 @@ class CaseResult:
         keys = sorted({k for g in self.generations for k in g.device})
         return {k: median([g.device[k] for g in self.generations if k in g.device]) for k in keys}
 
+    @cached_property
+    def phases(self) -> dict[str, float]:
+        """The median of each phase over the repetitions, in the engine's order (empty if none seen)."""
+        names = list(dict.fromkeys(k for g in self.generations for k in g.phases))
+        return {k: median([g.phases[k] for g in self.generations if k in g.phases]) for k in names}
+
+    @cached_property
+    def itl(self) -> TokenGaps | None:
+        """Every inter-token gap of every repetition (None with single-token generations)."""
+        gaps = [gap for g in self.generations for gap in g.itl_ms]
+        return TokenGaps.of(gaps) if gaps else None
+
+    @cached_property
+    def cpu_cores(self) -> float | None:
+        """Median CPU cores busy over the whole call (this process, all threads)."""
+        values = [c for u in self.usage if (c := u.cpu_cores) is not None]
+        return median(values) if values else None
+
+    @cached_property
+    def decode_cpu_cores(self) -> float | None:
+        """Median CPU cores busy from the first token to the end (decode)."""
+        values = [c for u in self.usage if (c := u.decode_cpu_cores) is not None]
+        return median(values) if values else None
+
     @property
     def over_budget(self) -> int:
         """How many repetitions generated more tokens than the budget (asynchronous stop)."""
         return sum(1 for g in self.generations if g.over_budget)
 
 
-def measure_case(engine: Engine, case: Case, repetitions: int, runner: Runner = loop_runner) -> CaseResult:
-    """Run ``case`` ``repetitions`` times through ``runner`` and keep every Generation."""
+def measure_case(
+    engine: Engine, case: Case, repetitions: int, runner: Runner = loop_runner, instruments: bool = True
+) -> CaseResult:
+    """Run ``case`` ``repetitions`` times through ``runner`` and keep every Generation.
+
+    With ``instruments`` each generation's CPU use is stamped (at its start, first token and
+    end) and a thread samples resident memory over the case; benchmarks/measure_overhead.py
+    measures what that costs.
+    """
     if repetitions < 1:
         raise ValueError(f"repetitions must be >= 1, got {repetitions}")
     generations: list[Generation] = []
+    usage: list[Usage] = []
+    clock = UsageClock()
 
     def once() -> None:
-        generations.append(_checked(engine.generate(case.prompt.text, case.new_tokens), case))
+        if not instruments:
+            generations.append(_checked(engine.generate(case.prompt.text, case.new_tokens), case))
+            return
+        clock.start()
+        gen = engine.generate(case.prompt.text, case.new_tokens, on_token=clock.first_token)
+        usage.append(clock.stop())
+        generations.append(_checked(gen, case))
 
-    runner(once, repetitions)
-    # A disabled pytest-benchmark runs the function only once; finish the repetitions here.
-    loop_runner(once, repetitions - len(generations))
-    return CaseResult(case=case, generations=tuple(generations))
+    with MemorySampler() if instruments else contextlib.nullcontext() as sampler:
+        runner(once, repetitions)
+        # A disabled pytest-benchmark runs the function only once; finish the repetitions here.
+        loop_runner(once, repetitions - len(generations))
+    peak = sampler.peak_mb if isinstance(sampler, MemorySampler) else None
+    return CaseResult(case=case, generations=tuple(generations), usage=tuple(usage), peak_rss_mb=peak)
 
 
 def _checked(gen: Generation, case: Case) -> Generation:

@@ -12,7 +12,15 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from npuperf.engines.base import EngineInfo, EngineOptions, EngineUnavailable, Generation, OnToken, register_engine
+from npuperf.engines.base import (
+    EngineInfo,
+    EngineOptions,
+    EngineUnavailable,
+    Generation,
+    OnToken,
+    phases_of,
+    register_engine,
+)
 
 
 class CharTokenizer:
@@ -89,6 +97,7 @@ class SleepEngine:
             submit_ns=submit,
             token_ns=tuple(stamps),
             stop_reason="budget" if count == max_new_tokens else "eos",
+            phases=phases_of(submit, [("prefill", stamps[0]), ("decode", stamps[-1])]) if stamps else {},
         )
 
     def close(self) -> None:
@@ -104,11 +113,20 @@ class ClockEngine(SleepEngine):
     """
 
     def __init__(
-        self, prefill_ms: float = 2.0, token_ms: float = 0.5, burst_from: int = 0, burst_to: int = 0, burst: float = 1.0
+        self,
+        prefill_ms: float = 2.0,
+        token_ms: float = 0.5,
+        burst_from: int = 0,
+        burst_to: int = 0,
+        burst: float = 1.0,
+        tokenize_ms: float = 0.0,
+        setup_ms: float = 0.0,
+        detokenize_ms: float = 0.0,
     ) -> None:
         super().__init__(
             prefill_ms=prefill_ms, token_ms=token_ms, burst_from=burst_from, burst_to=burst_to, burst=burst
         )
+        self.tokenize_ms, self.setup_ms, self.detokenize_ms = tokenize_ms, setup_ms, detokenize_ms
         self._now = 1_000_000_000
 
     @property
@@ -131,20 +149,26 @@ class ClockEngine(SleepEngine):
         jitter_ns = (self.calls * 7919) % 13 * 10_000  # 0..0.12 ms, deterministic
         submit = self._now
         factor = _slowdown() * (self.burst if self.burst_from <= self.calls < self.burst_to else 1.0)
-        t = submit + int(self.prefill_ms * 1e6 * factor) + jitter_ns + len(prompt) * 1_000
+        tokenized = submit + int(self.tokenize_ms * 1e6)
+        ready = tokenized + int(self.setup_ms * 1e6)
+        t = ready + int(self.prefill_ms * 1e6 * factor) + jitter_ns + len(prompt) * 1_000
         stamps = []
         for i in range(max_new_tokens):
             t += int(self.token_ms * 1e6 * factor) + (i % 3) * 1_000
             stamps.append(t)
             if on_token is not None:
                 on_token()
-        self._now = t + 1_000_000
+        end = t + int(self.detokenize_ms * 1e6)
+        self._now = end + 1_000_000
+        marks = [("tokenize", tokenized), ("setup", ready), ("prefill", stamps[0]), ("decode", t), ("detokenize", end)]
         return Generation(
             prompt_tokens=len(prompt),
             requested_new_tokens=max_new_tokens,
             submit_ns=submit,
             token_ns=tuple(stamps),
             stop_reason="budget",
+            end_ns=end,
+            phases=phases_of(submit, marks),
         )
 
 

@@ -76,8 +76,11 @@ def test_contract_query_takes_ttft_and_tpot_from_the_profile_and_latency_from_th
     assert g.prompt_tokens == prompt.tokens
     assert g.clock == CLOCK
     profile = parse_profile(engine.backend.ctx.GetProfile())  # what the runtime reported for this query
-    assert g.ttft_ms == pytest.approx(profile.ttft_ms, abs=1e-3)
+    # text to text: TTFT is SetParams (setup, client clock) plus Genie's own TTFT (device clock)
+    assert g.ttft_ms == pytest.approx(g.phases["setup"] + profile.ttft_ms, abs=1e-3)
     assert g.tpot_ms == pytest.approx(profile.tpot_ms, abs=1e-3)
+    assert list(g.phases) == ["setup", "prefill", "decode", "finish"]
+    assert sum(g.phases.values()) == pytest.approx(g.latency_ms, abs=1e-3)
     assert g.device["device_generated_tokens"] == 8
     # latency is the client's wall time around Query, which includes the device's work
     assert g.latency_ms == pytest.approx(g.device["client_latency_ms"])

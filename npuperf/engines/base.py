@@ -50,12 +50,14 @@ class UnknownEngineError(ValueError):
 
 @dataclass(frozen=True)
 class Generation:
-    """One generation: when it was submitted and when each new token became available.
+    """One generation: when its prompt text was handed to the engine, when each new token
+    became available and when the output text was returned.
 
-    Timestamps are ``time.perf_counter_ns()`` values from the client's clock. An engine
-    whose runtime reports token timing itself (Genie's profile) places the tokens on the
-    client timeline from those figures, sets ``end_ns`` to when the call returned (so
-    latency stays the client's wall time) and names both sources in ``clock``.
+    Timestamps are ``time.perf_counter_ns()`` values from the client's clock: ``submit_ns``
+    before the prompt is tokenized, ``end_ns`` after the output is detokenized (latency is
+    text to text, for every engine: docs/metrics.md). An engine whose runtime reports token
+    timing itself (Genie's profile through AppBuilder) places the tokens on the client
+    timeline from those figures and names both sources in ``clock``.
 
     >>> g = Generation(prompt_tokens=8, requested_new_tokens=3, submit_ns=0,
     ...                token_ns=(40_000_000, 50_000_000, 60_000_000))
@@ -71,7 +73,10 @@ class Generation:
     clock: str = "client perf_counter_ns"
     device: Mapping[str, float] = field(default_factory=dict)
     end_ns: int | None = None
-    text: str = ""  # the generated text, when the engine decodes it (after the last stamp)
+    text: str = ""  # the generated text, when the engine decodes it
+    # Where the latency went, in ms, in order (tokenize, setup, prefill, decode, detokenize,
+    # or the engine's own split); they add up to latency_ms (docs/metrics.md).
+    phases: Mapping[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.prompt_tokens < 1:
@@ -88,6 +93,11 @@ class Generation:
             raise ValueError(f"end at {self.end_ns} ns precedes submission at {self.submit_ns} ns")
         if self.stop_reason not in STOP_REASONS:
             raise ValueError(f"stop_reason {self.stop_reason!r} is not one of {STOP_REASONS}")
+        if self.phases and abs(sum(self.phases.values()) - self.latency_ms) > 0.01:
+            total = sum(self.phases.values())
+            raise ValueError(
+                f"phases add up to {total:.3f} ms, latency is {self.latency_ms:.3f} ms: {dict(self.phases)}"
+            )
 
     @property
     def new_tokens(self) -> int:
@@ -123,6 +133,16 @@ class Generation:
         return (self.token_ns[-1] - self.token_ns[0]) / 1e6 / (self.new_tokens - 1)
 
     @cached_property
+    def itl_ms(self) -> tuple[float, ...]:
+        """Inter-token latencies: the gap before each token after the first (vLLM's ITL)."""
+        return tuple((b - a) / 1e6 for a, b in zip(self.token_ns, self.token_ns[1:], strict=False))
+
+    @cached_property
+    def token_ms(self) -> tuple[float, ...]:
+        """Each token's time since submission, in ms (what the results JSON keeps)."""
+        return tuple((t - self.submit_ns) / 1e6 for t in self.token_ns)
+
+    @cached_property
     def decode_tps(self) -> float | None:
         """Decode tokens per second, 1000 / TPOT; None when TPOT is undefined or zero."""
         tpot = self.tpot_ms
@@ -132,6 +152,16 @@ class Generation:
     def prefill_tps(self) -> float | None:
         """Prompt tokens per second of TTFT; None when TTFT is zero."""
         return None if self.ttft_ms == 0 else self.prompt_tokens / (self.ttft_ms / 1000.0)
+
+
+def phases_of(start_ns: int, marks: list[tuple[str, int]]) -> dict[str, float]:
+    """Phases in ms from ``start_ns`` and the time each one ended: [("tokenize", t1), ...]."""
+    out: dict[str, float] = {}
+    previous = start_ns
+    for name, end in marks:
+        out[name] = (end - previous) / 1e6
+        previous = end
+    return out
 
 
 @dataclass(frozen=True)

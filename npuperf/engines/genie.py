@@ -35,6 +35,7 @@ from npuperf.engines.base import (
     LoadedParts,
     ModelError,
     OnToken,
+    phases_of,
 )
 from npuperf.engines.hf_tokenizer import HfTokenizer
 
@@ -392,30 +393,37 @@ class GenieEngine(LoadedParts):
 def profile_generation(
     profile: QueryProfile,
     prompt_tokens: int,
-    span: tuple[int, int],
+    span: tuple[int, int, int],
     requested: int,
     clock: str,
     text: str,
     device: dict[str, float],
 ) -> Generation:
     """A Generation whose tokens are placed on the client timeline from Genie's profile
-    (TTFT, then the decode time spread evenly), as the AppBuilder backend must."""
+    (TTFT, then the decode time spread evenly), as the AppBuilder backend must.
+
+    ``span`` is (submit, query started, query returned) on the client clock. Phases: setup
+    (before the query: SetParams), prefill and decode (the profile's, device clock), finish
+    (the rest of the client's wall time around the query: the polled callback, returning).
+    """
     count = profile.generated_tokens
     if count < 1:
         raise EngineError("Genie reported 0 generated tokens for the query")
-    submit, end = span
-    first = submit + int(profile.ttft_us * 1000)
+    submit, queried, end = span
+    first = queried + int(profile.ttft_us * 1000)
     step = 0.0 if count < 2 else profile.generation_us * 1000 / (count - 1)
+    tokens = tuple(min(first + int(i * step), end) for i in range(count))
     return Generation(
         prompt_tokens=prompt_tokens,
         requested_new_tokens=requested,
         submit_ns=submit,
-        token_ns=tuple(first + int(i * step) for i in range(count)),
+        token_ns=tokens,
         stop_reason="eos" if count < requested else "budget",
         clock=clock,
         device={**device, **profile_figures(profile)},
         end_ns=end,
         text=text,
+        phases=phases_of(submit, [("setup", queried), ("prefill", tokens[0]), ("decode", tokens[-1]), ("finish", end)]),
     )
 
 

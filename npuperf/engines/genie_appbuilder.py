@@ -48,10 +48,11 @@ class AppBuilderBackend:
 
     def generate(self, prompt: str, prompt_tokens: int, max_new_tokens: int, on_token: OnToken | None) -> Generation:
         ctx = self.ctx
+        submit = time.perf_counter_ns()
         if ctx.SetParams(str(max_new_tokens), *self.sampling) is False:
             raise EngineError(f"Genie SetParams({max_new_tokens!r}, ...) failed")
         texts = _Texts(on_token, ctx.Stop)
-        submit = time.perf_counter_ns()
+        queried = time.perf_counter_ns()
         ok = ctx.Query(prompt, texts.callback)
         end = time.perf_counter_ns()
         if texts.raised:
@@ -63,7 +64,7 @@ class AppBuilderBackend:
             device["client_first_text_ms"] = (texts.arrivals[0] - submit) / 1e6
         profile = parse_profile(ctx.GetProfile())
         return profile_generation(
-            profile, prompt_tokens, (submit, end), max_new_tokens, CLOCK, "".join(texts.pieces), device
+            profile, prompt_tokens, (submit, queried, end), max_new_tokens, CLOCK, "".join(texts.pieces), device
         )
 
     def close(self) -> None:

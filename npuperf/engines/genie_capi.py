@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from npuperf.engines.base import EngineError, Generation, ModelError, OnToken
+from npuperf.engines.base import EngineError, Generation, ModelError, OnToken, phases_of
 from npuperf.engines.genie import CLOCK, GenieConfig, parse_profile, profile_figures, profile_generation
 
 STATUS = {
@@ -385,6 +385,10 @@ class CapiBackend:
         self.details["performance policy"] = self.dialog.policy()
 
     def generate(self, prompt: str, prompt_tokens: int, max_new_tokens: int, on_token: OnToken | None) -> Generation:
+        """Phases: setup (reset, setMaxNumTokens), prefill (Genie tokenizes and prefills: query
+        to the first token), decode (first to last token), finish (the last token to Query's
+        return: Genie's end callback)."""
+        submit = time.perf_counter_ns()
         self.dialog.reset()  # every generation starts from an empty KV cache, as AppBuilder's Query does
         self.dialog.set_max_tokens(max_new_tokens)
         stamps: list[int] = []
@@ -404,7 +408,7 @@ class CapiBackend:
             pieces.append(piece.text)
             return True
 
-        submit = time.perf_counter_ns()
+        queried = time.perf_counter_ns()
         status = self.dialog.query(prompt, on_piece)
         end = time.perf_counter_ns()
         if raised:
@@ -419,7 +423,7 @@ class CapiBackend:
         if len(stamps) != profile.generated_tokens or not stamps:
             # a callback carried more or less than one token: place them from the profile instead
             return profile_generation(
-                profile, prompt_tokens, (submit, end), max_new_tokens, CLOCK, "".join(pieces), device
+                profile, prompt_tokens, (submit, queried, end), max_new_tokens, CLOCK, "".join(pieces), device
             )
         return Generation(
             prompt_tokens=prompt_tokens,
@@ -431,6 +435,9 @@ class CapiBackend:
             device={**device, **profile_figures(profile)},
             end_ns=end,
             text="".join(pieces),
+            phases=phases_of(
+                submit, [("setup", queried), ("prefill", stamps[0]), ("decode", stamps[-1]), ("finish", end)]
+            ),
         )
 
     def close(self) -> None:

@@ -112,6 +112,7 @@ class HttpEngine(LoadedParts):
         assert self.client is not None
         stamps: list[int] = []
         done: dict[str, Any] | None = None
+        end: int | None = None
         submit = time.perf_counter_ns()
         for arrived, event, data in self.client.stream_events(api.INFER_STREAM, self.payload(prompt, n)):
             if event == "token":
@@ -121,6 +122,7 @@ class HttpEngine(LoadedParts):
                 stamps.append(arrived)
             elif event == "done":
                 done = data if isinstance(data, dict) else {}
+                end = time.perf_counter_ns()  # the output text has arrived
             elif event == "error":
                 message = data.get("error") if isinstance(data, dict) else data
                 raise ServiceError(f"the service reported an error mid-stream: {excerpt(str(message))}")
@@ -128,7 +130,7 @@ class HttpEngine(LoadedParts):
             raise ServiceError(f"the stream from {self.base_url} ended without a 'done' event ({len(stamps)} tokens)")
         if not stamps:
             raise ServiceError(f"the stream from {self.base_url} carried no token events")
-        return self._generation(prompt_tokens, n, submit, tuple(stamps), done, STREAM_CLOCK, None)
+        return self._generation(prompt_tokens, n, submit, tuple(stamps), done, STREAM_CLOCK, end)
 
     def _whole(self, prompt: str, prompt_tokens: int, n: int) -> Generation:
         assert self.client is not None
@@ -171,6 +173,7 @@ class HttpEngine(LoadedParts):
         if isinstance(body.get("prompt_tokens"), int):
             device["server_prompt_tokens"] = float(body["prompt_tokens"])
         reason = body.get("stop_reason")
+        phases = wire_phases(client_ms, timings)
         return Generation(
             prompt_tokens=prompt_tokens,
             requested_new_tokens=n,
@@ -181,12 +184,30 @@ class HttpEngine(LoadedParts):
             device=device,
             end_ns=end,
             text=str(body.get("text", "")),
+            phases=phases,
         )
 
     def close(self) -> None:
         if self.client is not None:
             self.client.close()
             self.client = None
+
+
+def wire_phases(client_ms: float, timings: Mapping[str, Any]) -> dict[str, float]:
+    """The client's latency split with the server's timings: the engine's phases in the server
+    (when it reports them), its queue, the rest of its handling, and the wire (client - server).
+    Empty when the service reports no server time (nothing but the total is seen)."""
+    server = timings.get("server_ms")
+    if not isinstance(server, (int, float)):
+        return {}
+    queue = timings.get("queue_ms")
+    queue = float(queue) if isinstance(queue, (int, float)) else 0.0
+    engine = timings.get("phases_ms")
+    engine = {str(k): float(v) for k, v in engine.items()} if isinstance(engine, dict) else {}
+    out = {"queue": queue, **engine}
+    out["server other"] = float(server) - queue - sum(engine.values())
+    out["wire"] = client_ms - float(server)
+    return out
 
 
 def create(options: EngineOptions) -> HttpEngine:

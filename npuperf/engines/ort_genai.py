@@ -32,6 +32,7 @@ from npuperf.engines.base import (
     ModelError,
     OnToken,
     installed_version,
+    phases_of,
 )
 from npuperf.model_files import identify
 
@@ -134,15 +135,17 @@ class OrtGenaiEngine(LoadedParts):
         if max_new_tokens < 1:
             raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
         og = self._og
+        submit = time.perf_counter_ns()  # the prompt text is handed over: latency starts here
         ids = self._tokenizer.encode(prompt)
         if not ids:
             raise ValueError("prompt encodes to zero tokens; give a non-empty prompt")
+        tokenized = time.perf_counter_ns()
         total = len(ids) + max_new_tokens
         params = og.GeneratorParams(self._model)
         params.set_search_options(min_length=total, max_length=total)
-        generator = og.Generator(self._model, params)
+        generator = og.Generator(self._model, params)  # allocates the KV cache
+        ready = time.perf_counter_ns()
         stamps: list[int] = []
-        submit = time.perf_counter_ns()
         generator.append_tokens(ids)
         while not generator.is_done():
             generator.generate_next_token()
@@ -151,7 +154,8 @@ class OrtGenaiEngine(LoadedParts):
             stamps.append(time.perf_counter_ns())
         new_ids = [int(i) for i in generator.get_sequence(0)][len(ids) :]
         del generator
-        text = self._tokenizer.decode(new_ids)  # after the last stamp: not part of any figure
+        text = self._tokenizer.decode(new_ids)
+        end = time.perf_counter_ns()
         if len(stamps) != max_new_tokens:
             raise EngineError(
                 f"ort-genai produced {len(stamps)} new tokens, expected exactly {max_new_tokens} "
@@ -162,7 +166,18 @@ class OrtGenaiEngine(LoadedParts):
             requested_new_tokens=max_new_tokens,
             submit_ns=submit,
             token_ns=tuple(stamps),
+            end_ns=end,
             text=text,
+            phases=phases_of(
+                submit,
+                [
+                    ("tokenize", tokenized),
+                    ("setup", ready),
+                    ("prefill", stamps[0]),
+                    ("decode", stamps[-1]),
+                    ("detokenize", end),
+                ],
+            ),
         )
 
     def close(self) -> None:

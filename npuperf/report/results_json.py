@@ -26,6 +26,8 @@ def _generation(gen: Generation) -> dict[str, Any]:
         "stop_reason": gen.stop_reason,
         "clock": gen.clock,
         "runtime_reported": dict(gen.device),
+        "phases_ms": dict(gen.phases),
+        "token_ms": [round(t, 3) for t in gen.token_ms],
     }
 
 
@@ -55,6 +57,16 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
         "clock": r.generations[0].clock,
         "runtime_reported": r.device_medians(),
         "samples": {m: list(r.samples(m)) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
+        # every token's time since its request was submitted (ms, to the microsecond), per repetition
+        "token_ms": [[round(t, 3) for t in g.token_ms] for g in r.generations],
+        "phases_ms": {"median": r.phases, "per_repetition": [dict(g.phases) for g in r.generations]},
+        "itl_ms": None if r.itl is None else asdict(r.itl),
+        "cpu_cores": {
+            "call": r.cpu_cores,
+            "decode": r.decode_cpu_cores,
+            "per_repetition": [[u.cpu_cores, u.decode_cpu_cores] for u in r.usage],
+        },
+        "peak_rss_mb": r.peak_rss_mb,
         "summary": {
             "latency_ms": asdict(r.latency),
             "ttft_ms": asdict(r.ttft),

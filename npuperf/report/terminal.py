@@ -47,6 +47,60 @@ def case_table(records: Sequence[CaseRecord]) -> list[str]:
     return [line(header), *(line(r) for r in rows)]
 
 
+def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
+    cells = [header, *rows]
+    return [
+        "  ".join([c[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(c[1:], widths[1:], strict=True))]) for c in cells
+    ]
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def phase_table(records: Sequence[CaseRecord]) -> list[str]:
+    """Where each case's latency went (median ms per phase), its token gaps, CPU and memory.
+
+    Phases are the engine's (docs/metrics.md); they add up to the latency. ITL: every gap
+    between consecutive tokens of every repetition; 'gaps' says how many the p99 rests on.
+    """
+    if not records:
+        return []
+    names = list(dict.fromkeys(k for rec in records for k in rec.result.phases))
+    header = [
+        "case",
+        *(f"{n} ms" for n in names),
+        "ITL p50",
+        "p90",
+        "p99",
+        "worst gap",
+        "gaps",
+        "CPU cores",
+        "decode CPU",
+        "peak MB",
+    ]
+    rows = []
+    for rec in records:
+        r = rec.result
+        gaps = r.itl
+        rows.append(
+            [
+                rec.case_id,
+                *(_ms(r.phases.get(n)) for n in names),
+                *(
+                    (_ms(gaps.p50), _ms(gaps.p90), _ms(gaps.p99), _ms(gaps.worst), str(gaps.count))
+                    if gaps
+                    else ("-",) * 5
+                ),
+                "-" if r.cpu_cores is None else f"{r.cpu_cores:.2f}",
+                "-" if r.decode_cpu_cores is None else f"{r.decode_cpu_cores:.2f}",
+                "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
+            ]
+        )
+    return _aligned(header, rows)
+
+
 def fit_lines(records: Sequence[CaseRecord]) -> list[str]:
     """Per prompt, how many new tokens fit the latency budget at the measured TTFT and TPOT.
 

@@ -79,6 +79,7 @@ def infer_body(gen: Generation, queue_ms: float, server_ms: float, temperature: 
             "tpot_ms": gen.tpot_ms,
             "queue_ms": queue_ms,
             "server_ms": server_ms,
+            "phases_ms": dict(gen.phases),  # the engine's, in the server (docs/metrics.md)
             "clock": server_clock(gen.clock),
         },
     }

@@ -87,6 +87,10 @@ class Outputs:
         if records:
             lines += [Line(text, table=True) for text in terminal.case_table(records)]
             lines.append(
+                Line("where the time went (median ms per phase; they add up to the latency), token gaps, CPU, memory:")
+            )
+            lines += [Line(text, table=True) for text in terminal.phase_table(records)]
+            lines.append(
                 Line("token budgets that fit the latency budget, from the measured TTFT and TPOT (extrapolated):")
             )
             lines += [Line(f"  {text}") for text in terminal.fit_lines(records)]
