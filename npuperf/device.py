@@ -51,3 +51,8 @@ def slug(device: dict[str, str]) -> str:
     """A folder-safe name, e.g. 'linux-x86_64-amd-epyc-2c'."""
     raw = f"{device['os']}-{device['arch']}-{device['cpu']}-{device['cores']}c"
     return re.sub(r"[^a-z0-9_.]+", "-", raw.lower()).strip("-")
+
+
+def htp_simulated() -> bool:
+    """On x86_64 every QNN HTP backend (the QNN EP's, Genie's) is the simulator."""
+    return platform.machine().lower() in ("x86_64", "amd64")

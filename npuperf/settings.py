@@ -362,6 +362,28 @@ OPTIONS: tuple[Option, ...] = (
         _fraction("a fraction from 0 (off) to 10, like 0.10", upper_inclusive=True),
     ),
     Option(
+        "--inject-stall",
+        "npuperf_inject_stall",
+        "0",
+        "canary: delay one token in the middle of every generation by this many ms (a stall); 0 = off",
+        _non_negative_of("milliseconds"),
+    ),
+    Option(
+        "--max-cpu-cores",
+        "npuperf_max_cpu_cores",
+        "2",
+        "NPU engines (genie, --ep qnn): fail a case whose decode keeps more CPU cores busy than this "
+        "(a CPU fallback's signature; docs/npu.md); 0 = off",
+        _non_negative_of("cores"),
+    ),
+    Option(
+        "--memory-budget-mb",
+        "npuperf_memory_budget_mb",
+        "0",
+        "fail a case whose peak resident memory (this process) goes over this many MB; 0 = off",
+        _non_negative_of("megabytes"),
+    ),
+    Option(
         "--confirm-runs",
         "npuperf_confirm_runs",
         "2",
@@ -500,6 +522,9 @@ class Settings:
     busy_tolerance: float
     max_noise_floor: float
     inject_slowdown: float
+    inject_stall: float
+    max_cpu_cores: float
+    memory_budget_mb: float
     confirm_runs: int
     confirm_pause_s: float
     backend_url: str
@@ -541,6 +566,11 @@ def _check_combinations(settings: Settings) -> None:
     """Options that are each valid but cannot go together."""
     if settings.engine == "http" and not settings.backend_url:
         raise SettingsError("--engine http: needs --backend-url, e.g. --backend-url http://127.0.0.1:8000")
+    if settings.inject_stall and settings.update_baselines:
+        raise SettingsError(
+            f"--inject-stall: {settings.inject_stall:g} ms with --update-baselines would accept a deliberately "
+            "stalled run as the baseline; use one or the other"
+        )
     if settings.inject_slowdown and settings.update_baselines:
         raise SettingsError(
             f"--inject-slowdown: {settings.inject_slowdown:g} with --update-baselines would accept a deliberately "

@@ -83,6 +83,35 @@ def circuit_breaker(case: str, worst_ms: float, breaker_ms: float) -> Check:
     )
 
 
+def cpu_offload(case: str, decode_cores: float | None, limit: float, simulated: bool) -> Check:
+    """With the model on the NPU, decode keeps the CPU nearly idle; many busy cores mean a fallback.
+
+    ``simulated``: the HTP simulator itself runs on the CPU, so the figure is shown, not judged.
+    """
+    if decode_cores is None:
+        return Check("CPU during decode", Outcome.OK, 0.0, limit, f"{case}: decode CPU not measured (one token)")
+    ok = decode_cores <= limit or simulated
+    if simulated:
+        why = "HTP simulator: it runs on the CPU, so this is not judged"
+    elif ok:
+        why = f"within --max-cpu-cores {limit:g}: the work stays off the CPU"
+    else:
+        why = (
+            f"over --max-cpu-cores {limit:g}: with the model on the NPU the CPU should stay nearly idle (one host "
+            "thread at most); this is what a CPU fallback looks like: ops placed on the CPU (the QNN checks name "
+            "them) or a Genie backend that is not QnnHtp"
+        )
+    message = f"{case}: decode kept {decode_cores:.2f} CPU cores busy ({why})"
+    return Check("CPU during decode", Outcome.OK if ok else Outcome.FAILED, decode_cores, limit, message)
+
+
+def memory_budget(case: str, peak_mb: float, budget_mb: float) -> Check:
+    """The process's peak resident memory during the case stays within --memory-budget-mb."""
+    ok = peak_mb <= budget_mb
+    message = f"{case}: peak resident memory {peak_mb:.0f} MB {'within' if ok else 'over'} the {budget_mb:g} MB budget"
+    return Check("memory budget", Outcome.OK if ok else Outcome.FAILED, peak_mb, budget_mb, message)
+
+
 def load_budget(load_s: float, budget_s: float) -> Check:
     """Model load must finish within the budget (the team's: 20 s)."""
     return _at_most(

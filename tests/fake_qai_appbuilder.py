@@ -44,11 +44,21 @@ class Sim:
     eos_after: int | None = None
     accept: int = 1
     fail_init: str | None = None
+    burn_threads: int = 0  # threads that keep CPU cores busy during a query: a CPU fallback's signature
 
 
 SIM = Sim()
 LIVE: list[int] = []  # ids of contexts not yet released
 QUERIES: list[str] = []
+
+
+def _burn(worker: threading.Thread) -> None:
+    """Keep one core busy while ``worker`` runs (sha256 of a large buffer releases the GIL)."""
+    import hashlib
+
+    block = b"\0" * (1 << 20)
+    while worker.is_alive():
+        hashlib.sha256(block).digest()
 
 
 def reset() -> None:
@@ -144,7 +154,10 @@ class GenieContext:
             record.update(ttft=(first - start) * 1e6, gen=(last - first) * 1e6, n=produced)
 
         worker = threading.Thread(target=generate)
+        burners = [threading.Thread(target=_burn, args=(worker,)) for _ in range(SIM.burn_threads)]
         worker.start()
+        for burner in burners:
+            burner.start()
         while worker.is_alive():
             time.sleep(SIM.poll_s)
             with lock:

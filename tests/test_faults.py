@@ -39,7 +39,10 @@ def test_wrapper_keeps_the_engines_identity_so_baselines_match() -> None:
     assert inner.closed
 
 
-@pytest.mark.parametrize("fraction", [0, -0.1, 11])
-def test_fraction_out_of_range_is_rejected(fraction: float) -> None:
-    with pytest.raises(ValueError, match=r"within \(0, 10\]"):
+@pytest.mark.parametrize(
+    ("fraction", "message"),
+    [(0, "give a slowdown fraction or a stall"), (-0.1, r"within \[0, 10\]"), (11, r"within \[0, 10\]")],
+)
+def test_fraction_out_of_range_is_rejected(fraction: float, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         SlowedEngine(SleepEngine(), fraction)

@@ -56,6 +56,8 @@ def test_exactly_the_budget_with_one_client_timestamp_per_token(genie: GenieEngi
     assert g.clock == CAPI_CLOCK
     assert list(g.token_ns) == sorted(g.token_ns)
     assert g.device["client_callbacks"] == budget
+    assert list(g.phases) == ["setup", "prefill", "decode", "finish"]
+    assert sum(g.phases.values()) == pytest.approx(g.latency_ms, abs=0.01)
 
 
 def test_decode_time_in_the_profile_covers_the_tokens_after_the_first(genie: GenieEngine) -> None:

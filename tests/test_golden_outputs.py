@@ -3,7 +3,8 @@
 A run of the virtual-clock fake engine (tests/fakes.py ``ClockEngine``) gives the same
 figures every time, so its results JSON and baseline file can be compared with golden
 copies under tests/data/golden/, recorded once. Only what must differ between runs is
-masked: timestamps, the commit, the machine, and the wall-clock load time.
+masked: timestamps, the commit, the machine (its conditions: power, governor, frequency), the
+wall-clock load time, and what the process used on the real clock (CPU cores, peak memory).
 
 Regenerate deliberately (a change to the file formats) with NPUPERF_REGOLD=1.
 """
@@ -39,10 +40,20 @@ filterwarnings = default
 """
 
 
+MACHINE = ("config power", "config power plan", "config cpu governor")
+
+
+def _mask_machine(provenance: dict[str, str]) -> None:
+    for key in MACHINE:
+        if key in provenance:
+            provenance[key] = MASK
+
+
 def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
     doc["created"] = MASK
-    for key in ("Device", "Commit"):
+    for key in ("Device", "Commit", *(k for k in doc["environment"] if k.startswith("Condition: "))):
         doc["environment"][key] = MASK
+    _mask_machine(doc["session"]["provenance"])
     session = doc["session"]
     session["load_s"] = MASK  # the fake loads on the real clock
     session["provenance"]["commit"] = MASK
@@ -56,6 +67,7 @@ def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
         doc["settings"][key] = MASK
     for case in doc["cases"]:
         case["background_cores"] = MASK  # what the machine's other processes did meanwhile
+        case["cpu_cores"] = case["peak_rss_mb"] = MASK  # this process, on the real clock
     return doc
 
 
@@ -63,6 +75,7 @@ def _mask_baseline(doc: dict[str, Any]) -> dict[str, Any]:
     doc["identity"]["device"] = MASK
     for case in doc["cases"].values():
         case["recorded_at"] = case["commit"] = case["provenance"]["commit"] = MASK
+        _mask_machine(case["provenance"])
     return doc
 
 

@@ -19,7 +19,7 @@ class Recorded:
         self.script = itertools.cycle(token_ms)
         self.tokenizer = None
 
-    def generate(self, prompt: str, max_new_tokens: int) -> Generation:
+    def generate(self, prompt: str, max_new_tokens: int, on_token: object = None) -> Generation:
         stamps = next(self.script)
         return Generation(
             prompt_tokens=len(prompt),

@@ -188,3 +188,28 @@ def test_contract_genie_overshoot_is_noted(genie_suite: pytest.Pytester) -> None
     result = run(genie_suite, *GENIE, "-m", "not npu and not service")
     result.assert_outcomes(passed=4, skipped=1, warnings=2)
     result.stdout.fnmatch_lines(["*t8-p8: 3 repetition(s) generated more tokens than the budget (up to 10;*"])
+
+
+def test_contract_genie_decode_burning_cpu_cores_fails_naming_the_case_and_the_cause(
+    genie_suite: pytest.Pytester,
+) -> None:
+    fake.SIM.burn_threads = 2  # a "fallback": two cores busy while Genie generates
+    fake.SIM.token_us = 4000  # long enough for the CPU clock to see it
+    result = run(genie_suite, *GENIE, "--max-cpu-cores=1.2", "-k", "test_latency")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(
+        [
+            "*: decode kept * CPU cores busy (over --max-cpu-cores 1.2: with the model on the NPU the CPU should "
+            "stay nearly idle*CPU fallback*",
+        ]
+    )
+
+
+def test_contract_genie_decode_that_leaves_the_cpu_idle_passes_the_cpu_check(genie_suite: pytest.Pytester) -> None:
+    fake.SIM.token_us = 4000
+    result = run(genie_suite, *GENIE, "-k", "test_latency", "--results-json=out.json")
+    result.assert_outcomes(passed=2, skipped=1, warnings=2)
+    doc = json.loads((genie_suite.path / "out.json").read_text(encoding="utf-8"))
+    cpu = [c for case in doc["cases"] for c in case["checks"] if c["name"] == "CPU during decode"]
+    assert len(cpu) == 2
+    assert all(c["outcome"] == "ok" and c["value"] < 0.5 for c in cpu), cpu

@@ -264,3 +264,28 @@ def test_grid_threshold_follows_its_noise_floor() -> None:
     g = grid_regression([(scaled(1.05, c), c) for c in cases], tolerance=0.03, noise_floor=0.04, noise_k=2)
     assert g.outcome is Outcome.OK
     assert "within the 8% grid threshold (2 x grid noise floor 4%)" in g.message
+
+
+def test_cpu_during_decode_fails_an_npu_case_that_keeps_cores_busy_and_labels_the_simulator() -> None:
+    from npuperf.verdict import cpu_offload
+
+    ok = cpu_offload("t32-p64", 0.4, 2.0, simulated=False)
+    assert (ok.outcome, ok.value) == (Outcome.OK, 0.4)
+    bad = cpu_offload("t32-p64", 5.83, 2.0, simulated=False)
+    assert bad.outcome is Outcome.FAILED
+    assert bad.message.startswith("t32-p64: decode kept 5.83 CPU cores busy (over --max-cpu-cores 2:")
+    assert "CPU fallback" in bad.message
+    sim = cpu_offload("t32-p64", 5.83, 2.0, simulated=True)
+    assert sim.outcome is Outcome.OK
+    assert "HTP simulator: it runs on the CPU, so this is not judged" in sim.message
+
+
+def test_memory_budget_names_the_peak_and_the_budget() -> None:
+    from npuperf.verdict import memory_budget
+
+    assert memory_budget("t8-p8", 900.4, 1024).outcome is Outcome.OK
+    over = memory_budget("t8-p8", 1500.0, 1024)
+    assert (over.outcome, over.message) == (
+        Outcome.FAILED,
+        "t8-p8: peak resident memory 1500 MB over the 1024 MB budget",
+    )

@@ -6,6 +6,10 @@ It does so by waiting, for real, in the engine's per-token callback, so the time
 the engine takes include the wait: nothing is computed or rewritten after the fact.
 A team runs the suite once with ``--inject-slowdown 0.10`` against its accepted
 baselines to check that the suite catches a 10% regression on its own device.
+
+``stall_ms`` (``--inject-stall``) delays one token, the middle one of every generation, by a
+known amount: the stall a page fault, a DVFS dip or a preemption causes. It must show as the
+case's worst inter-token gap (and in its p99) while the median barely moves.
 """
 
 from __future__ import annotations
@@ -30,9 +34,12 @@ def wait_ns(duration_ns: int) -> None:
 class SlowedEngine:
     """Wraps an engine; each interval of a generation takes (1 + fraction) times as long."""
 
-    def __init__(self, inner: Engine, fraction: float) -> None:
-        if not 0 < fraction <= 10:
-            raise ValueError(f"slowdown fraction must be within (0, 10], got {fraction}")
+    def __init__(self, inner: Engine, fraction: float = 0.0, stall_ms: float = 0.0) -> None:
+        if not 0 <= fraction <= 10:
+            raise ValueError(f"slowdown fraction must be within [0, 10], got {fraction}")
+        if stall_ms < 0 or (fraction == 0 and stall_ms == 0):
+            raise ValueError(f"give a slowdown fraction or a stall (ms >= 0), got {fraction} and {stall_ms}")
+        self.stall_ns = int(stall_ms * 1e6)
         self.inner = inner
         self.fraction = fraction
 
@@ -49,11 +56,13 @@ class SlowedEngine:
 
     def generate(self, prompt: str, max_new_tokens: int, on_token: OnToken | None = None) -> Generation:
         last = time.perf_counter_ns()
+        count = 0
 
         def slowed() -> None:
-            nonlocal last
+            nonlocal last, count
             now = time.perf_counter_ns()
-            wait_ns(int((now - last) * self.fraction))
+            wait_ns(int((now - last) * self.fraction) + (self.stall_ns if count == max_new_tokens // 2 else 0))
+            count += 1
             if on_token is not None:
                 on_token()
             last = time.perf_counter_ns()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from npuperf import conditions
 from npuperf.engines.base import Engine
 from npuperf.measure import WarmEngine
 from npuperf.prompts import team_prompt
@@ -33,6 +34,11 @@ def describe(run: Run, warm: WarmEngine | None) -> dict[str, str]:
         env["Fault injection"] = (
             f"canary: every call and every token slowed by {run.settings.inject_slowdown:.0%} on purpose"
         )
+    if run.settings.inject_stall:
+        env["Stall injection"] = (
+            f"canary: the middle token of every generation delayed {run.settings.inject_stall:g} ms"
+        )
+    env.update({f"Condition: {k}": v for k, v in conditions.now().items()})
     return env
 
 
@@ -76,3 +82,17 @@ def over_context(settings: Settings, engine: Engine) -> str | None:
     else:
         what = f"--prompt-lengths {prompt} with --token-budgets {budget} needs {prompt + budget} tokens; {model}"
     return f"{what}; choose values whose sum is at most {limit}"
+
+
+def suite_config(s: Settings) -> dict[str, str]:
+    """Settings of this run, and conditions of the machine, that change the engine's speed: part
+    of the provenance (a change is named in every verdict)."""
+    out = {}
+    if s.engine == "genie" or s.provider == "qnn":
+        out["htp perf mode"] = s.htp_perf_mode
+    if s.inject_slowdown:
+        out["inject slowdown"] = f"{s.inject_slowdown:g}"
+    if s.inject_stall:
+        out["inject stall ms"] = f"{s.inject_stall:g}"
+    out.update(conditions.settled(conditions.now()))  # power source, power plan, governor
+    return out

@@ -11,12 +11,23 @@ from dataclasses import replace
 import pytest
 
 from npuperf import baselines
+from npuperf.device import htp_simulated
 from npuperf.engines.base import Engine, EngineError
 from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, measure_case
 from npuperf.report import CaseRecord, row_values
 from npuperf.stats import OnlineHolm
 from npuperf.suite.run import Run, attempt, fail, skip
-from npuperf.verdict import CaseVerdict, Outcome, Regression, confirmed, evaluate_case, grid_regression
+from npuperf.verdict import (
+    CaseVerdict,
+    Check,
+    Outcome,
+    Regression,
+    confirmed,
+    cpu_offload,
+    evaluate_case,
+    grid_regression,
+    memory_budget,
+)
 
 # judge(measured, Holm family or None, other processes' cores while measured) -> verdict
 Judge = Callable[[CaseResult, OnlineHolm | None, float | None], CaseVerdict]
@@ -117,9 +128,22 @@ class Judging:
                 enforce_regression=not s.update_baselines,
                 simulated=simulated,
             )
+            verdict = CaseVerdict(checks=verdict.checks + tuple(self._usage_checks(case.label, measured, simulated)))
             return told(verdict, [busy_reason(background, s.max_background_cores, s.busy_tolerance)] if busy else [])
 
         return judge
+
+    def _usage_checks(self, label: str, measured: CaseResult, simulated: bool) -> list[Check]:
+        """CPU during decode for the NPU engines (--max-cpu-cores), memory with --memory-budget-mb."""
+        s = self.run.settings
+        checks: list[Check] = []
+        if s.max_cpu_cores and (s.engine == "genie" or s.provider == "qnn") and measured.usage:
+            # Genie says so in its provider; the QNN EP of x86_64 onnxruntime-qnn is always the simulator
+            sim = simulated or (s.provider == "qnn" and htp_simulated())
+            checks.append(cpu_offload(label, measured.decode_cpu_cores, s.max_cpu_cores, sim))
+        if s.memory_budget_mb and measured.peak_rss_mb is not None:
+            checks.append(memory_budget(label, measured.peak_rss_mb, s.memory_budget_mb))
+        return checks
 
     def _confirm(
         self,

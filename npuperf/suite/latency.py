@@ -95,7 +95,9 @@ class LatencySection:
             "http_tokenizer": str(self.run.http_tokenizer()),
         }
         engine = create_engine(s.engine, EngineOptions(model=model, provider=s.provider, extra=extra))
-        return SlowedEngine(engine, s.inject_slowdown) if s.inject_slowdown else engine
+        if s.inject_slowdown or s.inject_stall:
+            return SlowedEngine(engine, s.inject_slowdown, s.inject_stall)
+        return engine
 
     def prompt(self, engine: Engine, spec: CaseSpec) -> Prompt:
         """The case's prompt under the engine's tokenizer (made once per shape)."""
@@ -170,7 +172,7 @@ class LatencySection:
             device=device.fingerprint(), engine=info.engine, provider=info.provider, model_id=info.model_id
         )
         self._provenance = baselines.provenance(
-            info.model_sha256, info.versions, {**info.config, **self._suite_config()}, git_commit(self.run.root)
+            info.model_sha256, info.versions, {**info.config, **environment.suite_config(s)}, git_commit(self.run.root)
         )
         identity, now = self._identity, self._provenance
         root = self.run.path(s.baselines_dir)
@@ -188,16 +190,6 @@ class LatencySection:
         lookup = attempt(find, (baselines.BaselineError,), lambda exc: f"baseline: {exc}")
         self._note_lookup(lookup)
         return lookup
-
-    def _suite_config(self) -> dict[str, str]:
-        """Settings of this run that change the engine's speed, part of the provenance."""
-        s = self.run.settings
-        out = {}
-        if s.engine == "genie" or s.provider == "qnn":
-            out["htp perf mode"] = s.htp_perf_mode
-        if s.inject_slowdown:
-            out["inject slowdown"] = f"{s.inject_slowdown:g}"
-        return out
 
     def _note_lookup(self, lookup: baselines.Lookup) -> None:
         found, shown = lookup.file, self.run.show(lookup.path)
