@@ -5,8 +5,10 @@
   per scheduler quantum, ~15.6 ms: fine for an NPU generation of hundreds of ms, coarse for
   the embedded model's few ms). CPU seconds over wall seconds is "CPU cores busy": about 1
   for one busy thread, several when a runtime's thread pool runs the model on the CPU.
-- Memory: psutil's resident set size, sampled every ``interval_s`` by a thread while a case
-  runs (Linux's ru_maxrss only ever grows, so it cannot give one case's peak).
+- Memory: psutil's resident set size, sampled every 50 ms by a thread while a case runs
+  (Linux's ru_maxrss only ever grows, so it cannot give one case's peak), and at the case's
+  start and end. Every 10 ms cost about 1% of a 36 ms generation here (the sampler's turns
+  at the GIL); every 50 ms, see benchmarks/measure_overhead.py.
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def rss_mb() -> float:
 class MemorySampler:
     """The peak resident memory of this process while the block runs, sampled by a thread."""
 
-    def __init__(self, interval_s: float = 0.01) -> None:
+    def __init__(self, interval_s: float = 0.05) -> None:
         self.interval_s = interval_s
         self.peak_mb = 0.0
         self._stop = threading.Event()

@@ -54,3 +54,15 @@ def test_a_history_that_cannot_be_written_is_one_line_and_fails_the_run(suite: p
     assert (suite.path / "reports" / "perf-results.json").exists()  # the other outputs are still written
     if broken == "corrupt":
         assert path.read_bytes() == b"garbage" * 1000
+
+
+def test_every_repetition_token_times_are_kept_in_the_history(suite: pytest.Pytester) -> None:
+    from npuperf.history import History
+
+    assert suite.runpytest("perf_tests").ret == 0
+    (run,) = History(suite.path / "reports" / "history.sqlite").runs()
+    case = run.cases["t8-p8"]
+    times = [case.samples[f"token_ms#{i}"] for i in range(4)]  # the small suite's 4 repetitions
+    assert all(len(t) == 8 for t in times)
+    assert all(list(t) == sorted(t) for t in times)
+    assert case.samples["latency_ms"]  # beside the metrics, which every view still reads

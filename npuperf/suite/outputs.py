@@ -45,7 +45,11 @@ def case_run(record: CaseRecord) -> history.CaseRun:
         sampling=r.case.sampling,
         budget_ms=record.budget_ms,
         outcome=record.verdict.outcome.value,
-        samples={m: r.samples(m) for m in METRICS},
+        # the metrics, and each repetition's token times since its submission ("token_ms#<i>")
+        samples={
+            **{m: r.samples(m) for m in METRICS},
+            **{f"token_ms#{i}": g.token_ms for i, g in enumerate(r.generations)},
+        },
     )
 
 
