@@ -15,7 +15,7 @@ from functools import cached_property
 from npuperf.engines.base import Engine, EngineError, Generation
 from npuperf.prompts import Prompt, corpus_key
 from npuperf.stats import Summary, median, percentile
-from npuperf.usage import MemorySampler, Usage, UsageClock
+from npuperf.usage import MemorySampler, Usage, UsageClock, rss_mb
 
 # runner(fn, rounds) calls fn ``rounds`` times; pytest-benchmark's pedantic mode is one.
 Runner = Callable[[Callable[[], None], int], None]
@@ -242,6 +242,7 @@ class WarmEngine:
     load_s: float
     cold: Generation
     warmup: tuple[Generation, ...]
+    loaded_rss_mb: float | None = None  # this process's resident memory right after loading
 
     @property
     def warm_latency_ms(self) -> float | None:
@@ -274,6 +275,7 @@ def load_and_warm(
     start = clock()
     engine.load()
     load_s = clock() - start
+    loaded_rss = rss_mb()
     shapes = list(prompts(engine))
     if not shapes:
         raise ValueError("load_and_warm needs at least one prompt")
@@ -281,4 +283,4 @@ def load_and_warm(
     cold = engine.generate(shapes[0].text, new_tokens)
     progress(f"warming up ({warmup} calls)")
     warm = tuple(engine.generate(shapes[i % len(shapes)].text, new_tokens) for i in range(warmup))
-    return WarmEngine(engine=engine, load_s=load_s, cold=cold, warmup=warm)
+    return WarmEngine(engine=engine, load_s=load_s, cold=cold, warmup=warm, loaded_rss_mb=loaded_rss)

@@ -56,6 +56,7 @@ def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
     _mask_machine(doc["session"]["provenance"])
     session = doc["session"]
     session["load_s"] = MASK  # the fake loads on the real clock
+    session["loaded_rss_mb"] = MASK  # this process's memory
     session["provenance"]["commit"] = MASK
     session["baseline"]["changed"] = [c for c in session["baseline"]["changed"] if not c.startswith("commit ")]
     session["identity"]["device"] = MASK

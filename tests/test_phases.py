@@ -141,3 +141,11 @@ def test_results_keep_every_token_time_and_the_phases(tmp_path: Path) -> None:
     assert entry["token_ms"] == [round(t, 3) for t in g.token_ms]
     assert len(entry["token_ms"]) == 3
     assert entry["phases_ms"]["tokenize"] == 0.25
+
+
+def test_resident_memory_after_loading_is_kept() -> None:
+    from npuperf.measure import load_and_warm
+
+    warm = load_and_warm(SleepEngine(), lambda e: [prompt_of("abc")], new_tokens=2, warmup=1)
+    assert warm.loaded_rss_mb is not None
+    assert warm.loaded_rss_mb > 10

@@ -83,8 +83,9 @@ class Outputs:
             lines.append(
                 Line(
                     f"engine {info.engine} ({info.provider}), model {info.model_id} "
-                    f"[{info.model_sha256[:12]}], load {warm.load_s:.2f} s, "
-                    f"cold first call {warm.cold.latency_ms:.1f} ms"
+                    f"[{info.model_sha256[:12]}], load {warm.load_s:.2f} s"
+                    + (f" ({warm.loaded_rss_mb:.0f} MB resident after it)" if warm.loaded_rss_mb else "")
+                    + f", cold first call {warm.cold.latency_ms:.1f} ms"
                 )
             )
         lines += [Line(f"{c.outcome.value.upper():>12}  {c.message}") for c in self._checks()]
@@ -231,6 +232,7 @@ class Outputs:
         if warm is not None:
             entry.update(
                 load_s=warm.load_s,
+                loaded_rss_mb=warm.loaded_rss_mb,
                 cold=results_json.generation_entry(warm.cold),
                 warm_latency_ms=warm.warm_latency_ms,
             )
