@@ -192,6 +192,16 @@ def test_another_genie_library_is_named_when_missing() -> None:
         library_path("/nowhere/libGenie.so")
 
 
+def test_a_library_that_is_not_genie_is_named() -> None:
+    import ctypes.util
+
+    libm = ctypes.util.find_library("m")
+    if libm is None:
+        pytest.skip("no C math library to stand in for a wrong --genie-lib")
+    with pytest.raises(EngineError, match=r"is not a Genie library \(it has no GenieDialog_create\)"):
+        GenieLibrary(Path(libm))
+
+
 def test_a_failing_call_names_the_call_the_status_and_genie_log() -> None:
     lib = GenieLibrary.load(library_path())
     with pytest.raises(GenieError) as info:

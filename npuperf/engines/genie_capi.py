@@ -150,6 +150,8 @@ class GenieLibrary:
             self.lib = ctypes.CDLL(str(path))
         except OSError as exc:
             raise EngineError(f"cannot load Genie from {path}: {exc}") from None
+        if getattr(self.lib, "GenieDialog_create", None) is None:
+            raise EngineError(f"{path} is not a Genie library (it has no GenieDialog_create); give {LIBRARY}")
         self.path = path
         self.log_lines: deque[str] = deque(maxlen=200)
         self._format = _libc_vsnprintf()
