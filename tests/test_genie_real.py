@@ -262,3 +262,18 @@ def test_the_reference_server_serves_real_genie_and_a_hang_up_aborts_the_query()
         assert profile.generated_tokens < 400  # Genie was told to abort when the client left
         again = httpx.post(url + "/api/npu/infer", json={"prompt": "hi", "max_new_tokens": 4}, timeout=60).json()
         assert again["new_tokens"] == 4
+
+
+def test_ctrl_c_during_a_query_aborts_it_and_is_raised(genie: GenieEngine) -> None:
+    import os
+    import signal
+    import threading
+    import time
+
+    threading.Timer(0.3, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+    start = time.perf_counter()
+    with pytest.raises(KeyboardInterrupt):
+        genie.generate("hello", 400)  # about 4 s of simulated tokens
+    assert time.perf_counter() - start < 2  # not after the query ran to its end
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert genie.generate("hi", 3).new_tokens == 3

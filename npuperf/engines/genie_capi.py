@@ -18,11 +18,12 @@ import contextlib
 import ctypes
 import json
 import os
+import signal
 import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -251,6 +252,19 @@ def _capturing_stderr(fn: Callable[[], int]) -> tuple[int, list[str]]:
     return result, printed.decode("utf-8", "replace").splitlines()
 
 
+@contextlib.contextmanager
+def _sigint_aborts(interrupted: list[int]) -> Iterator[None]:
+    """While the block runs (in the main thread), Ctrl-C is noted in ``interrupted`` instead of raised."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: interrupted.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 @dataclass
 class Piece:
     """One callback of a query: its text, sentence code and arrival time (client perf_counter_ns)."""
@@ -286,17 +300,27 @@ class Dialog:
 
     def query(self, prompt: str, on_piece: Callable[[Piece], bool]) -> int:
         """Run a query; ``on_piece`` sees each callback as it comes and returns False to abort.
-        Returns Genie's status (1 = WARNING_ABORTED when aborted)."""
+        Returns Genie's status (1 = WARNING_ABORTED when aborted).
+
+        Ctrl-C during a query aborts it at the next token and is raised once Genie has
+        returned: a KeyboardInterrupt raised inside a ctypes callback would be printed and
+        dropped ("Exception ignored on calling ctypes callback"), and the query would go on.
+        """
         lib, dialog = self.lib, self._dialog
+        interrupted: list[int] = []
 
         @_QUERY_CB  # type: ignore[untyped-decorator]
         def callback(response: bytes | None, code: int, _user: object) -> None:
             at = time.perf_counter_ns()
             text = (response or b"").decode("utf-8", "replace")
-            if not on_piece(Piece(text, SENTENCE.get(code, str(code)), at)):
+            if interrupted or not on_piece(Piece(text, SENTENCE.get(code, str(code)), at)):
                 lib.lib.GenieDialog_signal(dialog, ACTION_ABORT)
 
-        return lib.call("GenieDialog_query", dialog, prompt.encode("utf-8"), 0, callback, None)
+        with _sigint_aborts(interrupted):
+            status = lib.call("GenieDialog_query", dialog, prompt.encode("utf-8"), 0, callback, None)
+        if interrupted:
+            raise KeyboardInterrupt
+        return status
 
     def set_max_tokens(self, n: int) -> None:
         self.lib.call("GenieDialog_setMaxNumTokens", self._dialog, n)
