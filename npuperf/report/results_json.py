@@ -59,7 +59,12 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
         "samples": {m: list(r.samples(m)) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
         # every token's time since its request was submitted (ms, to the microsecond), per repetition
         "token_ms": [[round(t, 3) for t in g.token_ms] for g in r.generations],
-        "phases_ms": {"median": r.phases, "per_repetition": [dict(g.phases) for g in r.generations]},
+        # keys are sorted in this file: "order" keeps the engine's order of its phases
+        "phases_ms": {
+            "order": list(r.phases),
+            "median": r.phases,
+            "per_repetition": [dict(g.phases) for g in r.generations],
+        },
         "itl_ms": None if r.itl is None else asdict(r.itl),
         "cpu_cores": {
             "call": r.cpu_cores,
