@@ -119,15 +119,25 @@ def library_path(explicit: str | None = None) -> Path:
 
 
 def _libc_vsnprintf() -> Callable[..., int] | None:
-    """vsnprintf, to format Genie's log lines (their arguments come as a va_list)."""
-    try:
-        libc = ctypes.CDLL("ucrtbase" if sys.platform == "win32" else None)
-        fn = libc.vsnprintf
-    except (OSError, AttributeError):
-        return None
-    fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, _VP]
-    fn.restype = ctypes.c_int
-    return fn
+    """vsnprintf, to format Genie's log lines (their arguments come as a va_list); None when
+    no C library here exports one (the lines are then kept unformatted).
+
+    On Windows the UCRT's vsnprintf is an inline function of its headers, not an export, so
+    the exported ``_vsnprintf`` of msvcrt (or ucrtbase) is used; a va_list is a plain pointer
+    there, as it is passed here. Untried on Windows ARM64 (no device here).
+    """
+    candidates = (
+        (("msvcrt", "_vsnprintf"), ("ucrtbase", "_vsnprintf")) if sys.platform == "win32" else ((None, "vsnprintf"),)
+    )
+    for library, name in candidates:
+        try:
+            fn = getattr(ctypes.CDLL(library), name)
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, _VP]
+        fn.restype = ctypes.c_int
+        return fn  # type: ignore[no-any-return]
+    return None
 
 
 class GenieLibrary:
