@@ -65,11 +65,8 @@ def qnn_perf_mode(probe: Probe, required: str) -> Check:
             ),
         )
     ok = applied == required
-    return passed_if(
-        "perf mode",
+    return _perf_mode(
         ok,
-        1.0 if ok else 0.0,
-        1.0,
         f"{_short(probe.model)}: HTP performance mode applied by the EP: {applied} (configured: {configured}; "
         f"required: {required})",
     )
@@ -108,6 +105,11 @@ def qnn_compile_cache(cache: CompileCache, min_speedup: float = 1.0) -> Check:
     )
 
 
+def _perf_mode(ok: bool, message: str) -> Check:
+    """The "perf mode" check: 1 when the required HTP performance mode is in force, else 0."""
+    return passed_if("perf mode", ok, 1.0 if ok else 0.0, 1.0, message)
+
+
 def genie_backend(config: GenieConfig, provider: str = "") -> Check:
     """A Genie dialog runs on the NPU when its engine backend is QnnHtp (Genie has no per-op fallback);
     ``provider`` says whether that HTP is the simulator (the C API backend on x86_64)."""
@@ -129,28 +131,19 @@ def genie_perf_profile(config: GenieConfig, required: str, applied: str | None =
     dialog's performance policy as Genie reports it back (GenieDialog_getPerformancePolicy, C API)."""
     if applied is not None:
         ok = applied == required
-        return passed_if(
-            "perf mode",
+        return _perf_mode(
             ok,
-            1.0 if ok else 0.0,
-            1.0,
             f"{config.path.name}: Genie performance policy {applied} as read back from the dialog "
             f"(required: {required}; extensions perf_profile {config.perf_profile or 'not set'})",
         )
     if config.extensions is None:
-        return passed_if(
-            "perf mode",
+        return _perf_mode(
             False,
-            0.0,
-            1.0,
             f"{config.path.name}: no engine.backend.extensions file, so the HTP runs at its default "
             f"performance profile; required: {required}",
         )
     ok = config.perf_profile == required
-    return passed_if(
-        "perf mode",
+    return _perf_mode(
         ok,
-        1.0 if ok else 0.0,
-        1.0,
         f"{config.extensions.name}: perf_profile {config.perf_profile or 'not set'} (required: {required})",
     )

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from npuperf.device import htp_simulated
 from npuperf.engines.base import EngineError, Generation, ModelError, OnToken, phases_of
 from npuperf.engines.genie import CLOCK, GenieConfig, parse_profile, profile_figures, profile_generation
 
@@ -380,13 +381,6 @@ class Dialog:
 CAPI_CLOCK = "client perf_counter_ns at each Genie query callback (one per token); Genie's profile kept beside it"
 
 
-def _simulated() -> bool:
-    """The QnnHtp backend of an x86_64 Genie is the HTP simulator."""
-    import platform
-
-    return platform.machine().lower() in ("x86_64", "amd64")
-
-
 class CapiBackend:
     """The Genie engine's C API backend: one Dialog over the config, queried per generation."""
 
@@ -404,7 +398,7 @@ class CapiBackend:
         finally:
             os.chdir(cwd)
         self.context, self.config_name = config.context_size, config.path.name
-        simulated = config.on_htp and _simulated()
+        simulated = config.on_htp and htp_simulated()  # x86_64: the HTP simulator
         self.provider = config.backend_type + ("-simulator" if simulated else "")
         self.versions = {"genie": self.lib.version}
         with contextlib.suppress(ImportError):

@@ -62,7 +62,7 @@ def inert_test_id(nodeid: str, when: str, cells: list[str]) -> None:
     test_id = nodeid if when == "call" else f"{nodeid}::{when}"
     for i, cell in enumerate(cells):
         if cell.startswith('<td class="col-testId">'):
-            cells[i] = f'<td class="col-testId">{html.escape(test_id)}</td>'
+            cells[i] = str(markupsafe.Markup('<td class="col-testId">{}</td>').format(test_id))
 
 
 def header_cells() -> list[str]:

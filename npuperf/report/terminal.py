@@ -25,6 +25,19 @@ COLUMNS = (
 )
 
 
+def _aligned(header: list[str], rows: list[list[str]], text_last: bool = False) -> list[str]:
+    """Header and rows in columns: the first left-aligned, numbers right-aligned so magnitudes
+    line up; with ``text_last`` the last column is text, left as it is."""
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
+    numeric = len(header) - (1 if text_last else 0)
+
+    def line(c: list[str]) -> str:
+        cells = [c[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(c[1:numeric], widths[1:numeric], strict=True))]
+        return "  ".join(cells + c[numeric:])
+
+    return [line(c) for c in (header, *rows)]
+
+
 def case_table(records: Sequence[CaseRecord]) -> list[str]:
     """One header line, one line per case, columns aligned.
 
@@ -35,24 +48,7 @@ def case_table(records: Sequence[CaseRecord]) -> list[str]:
         values = row_values(rec)
         values["case"] = rec.case_id
         rows.append([values[key] for key, _ in COLUMNS])
-    header = [title for _, title in COLUMNS]
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
-
-    def line(cells: Sequence[str]) -> str:
-        parts = [cells[0].ljust(widths[0])]
-        parts += [c.rjust(w) for c, w in zip(cells[1:-1], widths[1:-1], strict=False)]
-        parts.append(cells[-1])
-        return "  ".join(parts)
-
-    return [line(header), *(line(r) for r in rows)]
-
-
-def _aligned(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) if rows else len(header[i]) for i in range(len(header))]
-    cells = [header, *rows]
-    return [
-        "  ".join([c[0].ljust(widths[0]), *(v.rjust(w) for v, w in zip(c[1:], widths[1:], strict=True))]) for c in cells
-    ]
+    return _aligned([title for _, title in COLUMNS], rows, text_last=True)
 
 
 def _ms(value: float | None) -> str:
