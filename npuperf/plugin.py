@@ -124,7 +124,8 @@ class HtmlHooks:
         cells.extend(html_report.row_cells(values if isinstance(values, dict) else None))
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
-        prefix.append(html_report.summary(self.perf.latency.records, self.perf.outputs.summary()))
+        if self.perf.outputs.anything:
+            prefix.append(self.perf.outputs.page())
         environment.make_inert(self.perf.run.config)  # pytest-html writes the page right after this hook
 
 

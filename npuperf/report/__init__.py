@@ -17,6 +17,8 @@ class CaseRecord:
     budget_ms: float
     # cores other processes kept busy while the case was measured (None: not measured)
     background_cores: float | None = None
+    # when the accepted baseline of this case was recorded (None: no baseline)
+    baseline_recorded_at: str | None = None
 
     @property
     def case_id(self) -> str:

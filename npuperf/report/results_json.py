@@ -49,6 +49,7 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
         "label": r.case.label,
         "prompt": r.case.prompt.name,
         "prompt_tokens": r.case.prompt.tokens,
+        "prompt_text": r.case.prompt.text if len(r.case.prompt.text) <= 80 else r.case.prompt.text[:79] + "\u2026",
         "new_tokens": r.case.new_tokens,
         "sampling": r.case.sampling,
         "tokens_generated": list(r.tokens_generated),
@@ -80,9 +81,29 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
             "prefill_tps": r.prefill_tps,
         },
         "budget_ms": record.budget_ms,
+        "baseline": baseline_entry(record),
         "background_cores": record.background_cores,
         "outcome": record.verdict.outcome.value,
         "checks": [check_entry(c) for c in record.verdict.checks],
+    }
+
+
+def baseline_entry(record: CaseRecord) -> dict[str, Any] | None:
+    """The accepted baseline each metric was compared with (None: the case had none)."""
+    compared = [r for r in record.verdict.regressions if r.baseline_median]
+    if not compared:
+        return None
+    return {
+        "recorded_at": record.baseline_recorded_at,
+        "metrics": {
+            r.metric: {
+                "median": r.baseline_median,
+                "ratio": r.ratio,
+                "threshold": r.threshold,
+                "outcome": r.outcome.value,
+            }
+            for r in compared
+        },
     }
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from npuperf.report import CaseRecord, row_values
-from npuperf.stats import tokens_within
+from npuperf.report import CaseRecord, planner, row_values
 from npuperf.verdict import Outcome
 
 COLUMNS = (
@@ -97,26 +96,39 @@ def phase_table(records: Sequence[CaseRecord]) -> list[str]:
     return _aligned(header, rows)
 
 
-def fit_lines(records: Sequence[CaseRecord]) -> list[str]:
-    """Per prompt, how many new tokens fit the latency budget at the measured TTFT and TPOT.
-
-    Uses the case with the largest budget for each prompt (its TPOT averages the most tokens).
-    An extrapolation: the model's context length may be shorter.
-    """
-    best: dict[str, CaseRecord] = {}
+def points(records: Sequence[CaseRecord]) -> list[planner.Point]:
+    """The planner's points from the suite's records (as planner.points_from_results does from the JSON)."""
+    out = []
     for rec in records:
-        name = rec.result.case.prompt.name
-        if name not in best or rec.result.case.new_tokens > best[name].result.case.new_tokens:
-            best[name] = rec
-    lines = []
-    for name, rec in best.items():
         r = rec.result
-        tpot = None if r.tpot is None else r.tpot.median
-        fits = tokens_within(rec.budget_ms, r.ttft.median, tpot)
-        tpot_text = "-" if tpot is None else f"{tpot:.2f}"
+        lo, hi = r.tokens_generated
+        out.append(
+            planner.Point(
+                case_id=rec.case_id,
+                prompt=r.case.prompt.name,
+                prompt_tokens=r.case.prompt.tokens,
+                tokens=(lo + hi) / 2,
+                latency_ms=r.latency.median,
+                ttft_ms=r.ttft.median,
+                tpot_ms=None if r.tpot is None else r.tpot.median,
+            )
+        )
+    return out
+
+
+def fit_lines(records: Sequence[CaseRecord], target_ms: float, breaker_ms: float) -> list[str]:
+    """Per prompt, how many new tokens fit the latency budget (npuperf.report.planner's fit)."""
+    lines = []
+    for p in planner.plan(points(records), target_ms, breaker_ms):
+        how = (
+            f"fit {p.formula()} over {p.cases} cases, RMS error {p.rms_ms:.2f} ms"
+            if p.fitted
+            else f"from its one case: {p.formula()}"
+        )
+        beyond = f", extrapolated beyond {p.largest_measured}" if p.extrapolated else ""
         lines.append(
-            f"{r.case.prompt.tokens:>5}-token prompt ({name}): {fits} new tokens would fit {rec.budget_ms:g} ms "
-            f"(TTFT {r.ttft.median:.2f} ms + TPOT {tpot_text} ms each, from {rec.case_id})"
+            f"{p.prompt_tokens:>5}-token prompt ({p.prompt}): {p.fits_target} new tokens would fit "
+            f"{target_ms:g} ms, {p.fits_breaker} the {breaker_ms:g} ms breaker ({how}{beyond})"
         )
     return lines
 

@@ -76,7 +76,11 @@ class Judging:
         if base is not None:
             verdict = told_what_changed(verdict, baselines.changes(base.provenance, provenance))
         record = CaseRecord(
-            result=result, verdict=verdict, budget_ms=s.budget_for(result.case.id), background_cores=background
+            result=result,
+            verdict=verdict,
+            budget_ms=s.budget_for(result.case.id),
+            background_cores=background,
+            baseline_recorded_at=None if base is None else base.recorded_at,
         )
         self.records.append(record)
         node.user_properties.append(("npuperf", row_values(record)))

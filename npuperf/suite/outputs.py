@@ -4,6 +4,7 @@ that the terminal and the HTML report both show."""
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 
 from npuperf import atomic, baselines, history
 from npuperf.measure import METRICS
-from npuperf.report import CaseRecord, Line, results_json, terminal
+from npuperf.report import CaseRecord, Line, page, results_json, terminal
 from npuperf.suite.latency import LatencySection
 from npuperf.suite.npu import NpuSection
 from npuperf.suite.recording import Recording
@@ -96,9 +97,10 @@ class Outputs:
             )
             lines += [Line(text, table=True) for text in terminal.phase_table(records)]
             lines.append(
-                Line("token budgets that fit the latency budget, from the measured TTFT and TPOT (extrapolated):")
+                Line("token budgets that fit, per prompt (the budget planner: latency ~ fixed + n x per-token):")
             )
-            lines += [Line(f"  {text}") for text in terminal.fit_lines(records)]
+            s = self.run.settings
+            lines += [Line(f"  {text}") for text in terminal.fit_lines(records, s.latency_budget_ms, s.breaker_ms)]
         lines += [Line(text, warn=True) for text in terminal.over_tolerance_lines(records)]
         lines += [
             Line(
@@ -238,16 +240,24 @@ class Outputs:
             )
         return entry
 
+    def results_text(self) -> str:
+        """The results JSON of this run (what --results-json writes; the HTML report is built from it)."""
+        return results_json.document(
+            environment=self.latency.environment(),
+            settings=asdict(self.run.settings),
+            session=self._session_entry(),
+            records=self.latency.records,
+            created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        )
+
     def write_results(self) -> None:
         path = self.run.path(self.run.settings.results_json)
-        atomic.write_text(
-            path,
-            results_json.document(
-                environment=self.latency.environment(),
-                settings=asdict(self.run.settings),
-                session=self._session_entry(),
-                records=self.latency.records,
-                created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            ),
-        )
+        atomic.write_text(path, self.results_text())
         self.run.notes.append(f"results JSON: {self.run.show(path)}")
+
+    def page(self) -> str:
+        """The top of the HTML report: banner, charts, planner, trend, cases, HTTP table, the log."""
+        doc = json.loads(self.results_text())
+        where = self.run.settings.history
+        trend = page.trends_for(doc, self.run.path(where) if where else None)
+        return page.section(doc, trend, self.summary())

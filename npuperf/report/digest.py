@@ -1,0 +1,215 @@
+"""The morning answer, from a results JSON document: the banner and the cases, worst first.
+
+Everything here reads the results JSON (``reports/perf-results.json``, or the same document
+built in memory at the end of a run), so the HTML report, ``npuperf summary`` and a night's
+page over several devices say the same thing from the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+BUDGET_CHECK = "latency budget"
+BREAKER_CHECK = "circuit breaker"
+
+
+class DigestError(ValueError):
+    """A document that is not an npuperf results JSON."""
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One case as the banner's table shows it."""
+
+    id: str
+    prompt: str
+    prompt_tokens: int
+    new_tokens: int
+    median_ms: float
+    p90_ms: float
+    ttft_ms: float
+    tpot_ms: float | None
+    budget_ms: float
+    ratio: float | None  # median latency / baseline median (None: no baseline)
+    outcome: str
+    regressed: bool
+    over_budget: bool
+    trips_breaker: bool
+    failed_checks: tuple[str, ...]
+
+    @property
+    def delta(self) -> str:
+        return "no baseline" if self.ratio is None else f"{(self.ratio - 1) * 100:+.1f}%"
+
+    @property
+    def status(self) -> str:
+        """The one word the tables show: what is wrong first."""
+        if self.regressed:
+            return "REGRESSED"
+        if self.trips_breaker:
+            return "TRIPS BREAKER"
+        if self.over_budget:
+            return "OVER BUDGET"
+        if self.failed_checks:
+            return "FAILED"
+        return self.outcome.upper() if self.outcome != "ok" else "ok"
+
+    def rank(self) -> tuple[int, float]:
+        """Sort key, worst first: regressions (largest first), breaker, budget, other failures, the rest."""
+        failed = bool(self.failed_checks)
+        flags = (self.regressed, self.trips_breaker, self.over_budget, failed, self.outcome == "inconclusive", True)
+        order = flags.index(True)
+        return order, -(self.ratio or 0.0) if self.regressed else -self.median_ms / self.budget_ms
+
+
+@dataclass(frozen=True)
+class Banner:
+    """The counts, the worst case and the run's conditions."""
+
+    total: int
+    passed: int
+    regressed: int
+    inconclusive: int
+    over_budget: int
+    trips_breaker: int
+    no_baseline: int
+    other_failures: int
+    worst: str
+    headline: str
+    level: str  # "bad", "warn" or "good": the banner's colour
+    conditions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    changed: tuple[str, ...] = ()
+    grid: str = ""
+
+    def counts(self) -> list[tuple[str, int, str]]:
+        """(word, count, how bad a non-zero count is: "bad", "warn" or "")."""
+        return [
+            ("passed", self.passed, ""),
+            ("regressed", self.regressed, "bad"),
+            ("inconclusive", self.inconclusive, "warn"),
+            ("over budget", self.over_budget, "bad"),
+            ("would trip the breaker", self.trips_breaker, "bad"),
+        ]
+
+
+def _failed(checks: Sequence[Mapping[str, Any]], name: str) -> bool:
+    return any(c["name"] == name and c["outcome"] == "failed" for c in checks)
+
+
+def case_row(c: Mapping[str, Any]) -> CaseRow:
+    checks = c.get("checks", [])
+    summary = c["summary"]
+    baseline = c.get("baseline") or {}
+    latency_base = (baseline.get("metrics") or {}).get("latency_ms")
+    regressed = any(ch["name"].endswith("vs baseline") and ch["outcome"] == "failed" for ch in checks)
+    known = {BUDGET_CHECK, BREAKER_CHECK}
+    others = tuple(
+        ch["name"]
+        for ch in checks
+        if ch["outcome"] == "failed" and ch["name"] not in known and not ch["name"].endswith("vs baseline")
+    )
+    tpot = summary.get("tpot_ms")
+    return CaseRow(
+        id=c["id"],
+        prompt=c["prompt"],
+        prompt_tokens=c["prompt_tokens"],
+        new_tokens=c["new_tokens"],
+        median_ms=summary["latency_ms"]["median"],
+        p90_ms=summary["latency_ms"]["p90"],
+        ttft_ms=summary["ttft_ms"]["median"],
+        tpot_ms=None if tpot is None else tpot["median"],
+        budget_ms=c["budget_ms"],
+        ratio=None if latency_base is None else latency_base["ratio"],
+        outcome=c["outcome"],
+        regressed=regressed,
+        over_budget=_failed(checks, BUDGET_CHECK),
+        trips_breaker=_failed(checks, BREAKER_CHECK),
+        failed_checks=others,
+    )
+
+
+def rows(doc: Mapping[str, Any]) -> list[CaseRow]:
+    """Every case, worst first."""
+    return sorted((case_row(c) for c in cases_of(doc)), key=CaseRow.rank)
+
+
+def cases_of(doc: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    schema = doc.get("schema", "")
+    if not isinstance(schema, str) or not schema.startswith("npuperf.results/"):
+        raise DigestError(f"schema {schema!r} is not an npuperf results document (npuperf.results/1)")
+    cases = doc.get("cases")
+    if not isinstance(cases, list):
+        raise DigestError("it has no list of cases")
+    return cases
+
+
+def _worst(worst_first: Sequence[CaseRow]) -> str:
+    if not worst_first:
+        return "no case was measured"
+    w = worst_first[0]
+    share = f"{w.median_ms / w.budget_ms:.0%} of its {w.budget_ms:g} ms budget"
+    if w.regressed:
+        return f"worst: {w.id} {w.median_ms:.2f} ms median, {w.delta} vs baseline ({share})"
+    return f"slowest against its budget: {w.id} {w.median_ms:.2f} ms median ({share}, {w.delta} vs baseline)"
+
+
+def conditions(doc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    env: Mapping[str, str] = doc.get("environment", {})
+    session = doc.get("session", {})
+    out = [
+        ("engine", f"{env.get('Engine', '?')} ({env.get('Provider', '?')})"),
+        ("device", env.get("Device", "?")),
+        ("model", f"{env.get('Model', '?')} [{env.get('Model sha256', '?')[:12]}]"),
+    ]
+    if session.get("load_s") is not None:
+        out.append(("load", f"{session['load_s']:.2f} s (budget {doc['settings'].get('load_budget_s', 0):g} s)"))
+    out += [(k.removeprefix("Condition: "), v) for k, v in env.items() if k.startswith("Condition: ")]
+    out += [(k.lower(), v) for k, v in env.items() if k in ("Runtime versions", "Commit", "Stall injection")]
+    return tuple(out)
+
+
+def banner(doc: Mapping[str, Any]) -> Banner:
+    all_rows = rows(doc)
+    regressed = sum(r.regressed for r in all_rows)
+    over = sum(r.over_budget for r in all_rows)
+    breaker = sum(r.trips_breaker for r in all_rows)
+    other = sum(bool(r.failed_checks) for r in all_rows)
+    inconclusive = sum(r.outcome == "inconclusive" for r in all_rows)
+    passed = sum(r.outcome in ("ok", "no baseline") for r in all_rows)
+    no_baseline = sum(r.ratio is None for r in all_rows)
+    session = doc.get("session", {})
+    grid = session.get("grid") or {}
+    base = session.get("baseline") or {}
+    if regressed or over or breaker or other or grid.get("outcome") == "failed":
+        level = "bad"
+        parts = [f"{n} {word}" for word, n in (("regressed", regressed), ("over budget", over)) if n]
+        parts += [f"{breaker} would trip the breaker"] if breaker else []
+        parts += [f"{other} failed other checks"] if other else []
+        parts += ["the grid regressed"] if grid.get("outcome") == "failed" else []
+        headline = "FAILED: " + ", ".join(parts)
+    elif inconclusive or no_baseline:
+        level = "warn"
+        parts = [f"{inconclusive} inconclusive"] if inconclusive else []
+        parts += [f"{no_baseline} without a baseline"] if no_baseline else []
+        headline = "PASSED with " + " and ".join(parts)
+    else:
+        level = "good"
+        headline = f"PASSED: all {len(all_rows)} cases within budget, none regressed"
+    return Banner(
+        total=len(all_rows),
+        passed=passed,
+        regressed=regressed,
+        inconclusive=inconclusive,
+        over_budget=over,
+        trips_breaker=breaker,
+        no_baseline=no_baseline,
+        other_failures=other,
+        worst=_worst(all_rows),
+        headline=headline,
+        level=level,
+        conditions=conditions(doc),
+        changed=tuple(base.get("changed") or ()),
+        grid=str(grid.get("message", "")),
+    )
