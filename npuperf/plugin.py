@@ -7,11 +7,13 @@ The work is done by the sections in ``npuperf.suite`` (one PerfSession per run, 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from npuperf.report import PROPERTY_PREFIX
 from npuperf.report import html as html_report
 from npuperf.settings import OPTIONS, Option, SettingsError, resolve
 from npuperf.suite import environment
@@ -120,13 +122,25 @@ class HtmlHooks:
 
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
         html_report.inert_test_id(report.nodeid, report.when or "call", cells)
-        values = next((v for k, v in report.user_properties if k == "npuperf"), None)
-        cells.extend(html_report.row_cells(values if isinstance(values, dict) else None))
+        prefix = PROPERTY_PREFIX
+        props = {str(k)[len(prefix) :]: str(v) for k, v in report.user_properties if str(k).startswith(prefix)}
+        cells.extend(html_report.row_cells(props))
 
     def pytest_html_results_summary(self, prefix: list[str], summary: list[str], postfix: list[str]) -> None:
         if self.perf.outputs.anything:
             prefix.append(self.perf.outputs.page())
         environment.make_inert(self.perf.run.config)  # pytest-html writes the page right after this hook
+
+
+@pytest.fixture(scope="session", autouse=True)
+def npuperf_junit_suite(pytestconfig: pytest.Config, record_testsuite_property: Any) -> Any:
+    """After the run, the environment (engine, device, model...) as JUnit XML suite properties."""
+    yield
+    perf = pytestconfig.stash[SESSION]
+    if perf.latency.warm_engine is not None:
+        for name, value in perf.latency.environment().items():
+            slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+            record_testsuite_property(PROPERTY_PREFIX + ("version" if slug == "npuperf" else slug), value)
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from html.parser import HTMLParser
-
 from npuperf.engines.base import Generation
 from npuperf.measure import Case, CaseResult
 from npuperf.prompts import Prompt
-from npuperf.report import CaseRecord, Line, row_values
+from npuperf.report import CaseRecord, row_values
 from npuperf.report import html as html_report
 from npuperf.report.terminal import case_table
 from npuperf.verdict import evaluate_case
@@ -50,10 +48,10 @@ def test_terminal_table_aligns_columns() -> None:
 
 
 def test_html_cells_escape_markup() -> None:
-    cells = html_report.row_cells({"median": "<script>alert(1)</script>"})
+    cells = html_report.row_cells({"verdict": "<script>alert(1)</script>"})
     assert "<script>" not in "".join(cells)
-    (median,) = [c for c in cells if "col-npuperf_median" in c]
-    assert "&lt;script&gt;" in median
+    (verdict,) = [c for c in cells if "col-npuperf_verdict" in c]
+    assert "&lt;script&gt;" in verdict
     assert len(cells) == len(html_report.header_cells())
 
 
@@ -61,37 +59,28 @@ def test_rows_without_measurements_get_empty_cells() -> None:
     assert all(c.endswith("></td>") for c in html_report.row_cells(None))
 
 
-class _Tags(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.tags: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        self.tags.append(tag)
-
-
-def test_summary_chart_has_a_bar_per_case_and_escapes_notes() -> None:
-    lines = [Line("<b>note</b>"), Line("tokens  <i>ms</i>", table=True), Line("     8  5.44", table=True)]
-    html = html_report.summary([record(), record(name="b", latency=20.0, baseline=[19.0, 19.0])], lines)
-    parser = _Tags()
-    parser.feed(html)
-    assert parser.tags.count("rect") == 2
-    assert parser.tags.count("pre") == 1  # the two table lines stay one block, columns kept
-    assert "tokens  &lt;i&gt;ms&lt;/i&gt;\n     8  5.44" in html
-    assert "&lt;b&gt;note&lt;/b&gt;" in html
-    assert "stroke-dasharray" in html  # the baseline tick of the second case
-
-
-def test_chart_of_nothing_is_empty() -> None:
-    assert html_report.chart([]) == ""
-
-
-def test_fit_lines_use_the_largest_budget_case_per_prompt() -> None:
+def test_fit_lines_plan_per_prompt_with_the_planner() -> None:
     from npuperf.report.terminal import fit_lines
 
-    (line,) = fit_lines([record(latency=10.0), record(latency=10.0)])
-    # TTFT 7 ms, TPOT 1 ms, budget 500 ms -> 1 + floor(493 / 1) = 494
-    assert line.strip().startswith("8-token prompt (corpus-8): 494 new tokens would fit 500 ms")
+    (one,) = fit_lines([record(latency=10.0)], 500, 2000)
+    # one budget: TTFT 7 ms, TPOT 1 ms -> 1 + floor(493 / 1) = 494 within 500 ms, 1994 within 2000 ms
+    assert one.strip().startswith(
+        "8-token prompt (corpus-8): 494 new tokens would fit 500 ms, 1994 the 2000 ms breaker"
+    )
+    assert "from its one case" in one
+
+
+def test_properties_carry_each_figure_and_feed_the_html_cells() -> None:
+    from npuperf.report import PROPERTY_PREFIX, properties
+
+    props = dict(properties(record(baseline=[8.0, 8.0, 8.0])))
+    assert props[PROPERTY_PREFIX + "latency_median_ms"] == "10.0"
+    assert props[PROPERTY_PREFIX + "baseline_median_ms"] == "8.0"
+    assert props[PROPERTY_PREFIX + "vs_baseline_pct"] == "25.0"
+    assert props[PROPERTY_PREFIX + "verdict"] == "inconclusive"
+    assert PROPERTY_PREFIX + "baseline_median_ms" not in dict(properties(record()))
+    cells = html_report.cell_values({k.removeprefix(PROPERTY_PREFIX): v for k, v in props.items()})
+    assert cells == {k: row_values(record(baseline=[8.0, 8.0, 8.0]))[k] for k in cells}  # the terminal's figures
 
 
 def test_http_overhead_check_takes_negative_overheads() -> None:

@@ -3,6 +3,7 @@
     npuperf history [--case t32-p64] [--last 30] [--plot trend.svg]   # the trend, what changed, steps
     npuperf compare A B                                              # exit 1 when B regressed against A
     npuperf accept RUN [RUN ...]                                     # make runs the accepted baseline
+    npuperf summary RESULTS.json [...] [--html night.html]           # markdown for $GITHUB_STEP_SUMMARY
 
 A run is a results JSON file (``reports/perf-results.json``) or a run id of the history
 (``reports/history.sqlite``, ``--history``).
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from npuperf import history
-from npuperf.cli import accept, compare, trend
+from npuperf.cli import accept, compare, summary, trend
 from npuperf.cli.runs import CliError, load_run
 
 DEFAULT_HISTORY = Path("reports/history.sqlite")
@@ -47,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     a = sub.add_parser("accept", help="make past runs the accepted baseline, without measuring again")
     a.add_argument("runs", nargs="+", help="results JSON files or history run ids, of one identity and build")
     a.add_argument("--baselines-dir", type=Path, default=Path("baselines"), help="default: %(default)s")
+
+    s = sub.add_parser("summary", help="markdown of a run, or of one run per device side by side (CI summaries)")
+    s.add_argument(
+        "results", nargs="+", type=Path, help="results JSON files (reports/perf-results.json), one per device"
+    )
+    s.add_argument("--link", action="append", default=[], metavar="NAME=URL", help="an artifact to link (repeatable)")
+    s.add_argument("--output", type=Path, default=None, help="append the markdown to this file instead of printing it")
+    s.add_argument("--html", type=Path, default=None, help="also write the night's page (self-contained HTML)")
     return p
 
 
@@ -83,15 +92,22 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, list[str]]:
             min_regression_ms=args.min_regression_ms,
         )
         return (1 if result.regressed else 0), compare.render(result)
+    if args.command == "summary":
+        return 0, summary.summary(args.results, args.link, args.output, args.html)
     runs = [load_run(ref, args.history) for ref in args.runs]
     return 0, accept.accept(runs, args.baselines_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if hasattr(sys.stdout, "reconfigure"):  # a Windows console or CI log is often cp1252; the summary has emoji
+        sys.stdout.reconfigure(encoding="utf-8", errors="replace")
     try:
         status, lines = run(argv)
     except (CliError, history.HistoryError) as exc:
         print(f"npuperf: {exc}", file=sys.stderr)
         return 2
-    print("\n".join(lines))
+    try:
+        print("\n".join(lines))
+    except BrokenPipeError:  # piped into head: the reader has what it wanted
+        sys.stdout = None  # nothing more to flush at exit
     return status

@@ -31,15 +31,21 @@ def load_run(ref: str, history_path: Path) -> history.Run:
     )
 
 
-def from_results(path: Path) -> history.Run:
-    """The run a results JSON file describes (written by pytest perf_tests --results-json)."""
+def read_results(path: Path) -> dict[str, Any]:
+    """A results JSON file's document, checked to be one (CliError naming the file otherwise)."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise CliError(f"{path}: not a readable results JSON file ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("schema") != RESULTS_SCHEMA:
         found = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
         raise CliError(f"{path}: not an npuperf results file (schema {found!r}; expected {RESULTS_SCHEMA!r})")
+    return doc
+
+
+def from_results(path: Path) -> history.Run:
+    """The run a results JSON file describes (written by pytest perf_tests --results-json)."""
+    doc = read_results(path)
     session = doc.get("session") or {}
     if "identity" not in session:
         raise CliError(f"{path}: has no identity and provenance (written by an older npuperf); run the suite again")

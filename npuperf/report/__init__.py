@@ -60,6 +60,40 @@ def row_values(record: CaseRecord) -> dict[str, str]:
     }
 
 
+PROPERTY_PREFIX = "npuperf."
+
+
+def properties(record: CaseRecord) -> list[tuple[str, str]]:
+    """A case's figures as test properties: JUnit XML writes them on its testcase, and the HTML
+    report's result table shows them (names carry their units; numbers unformatted)."""
+    r = record.result
+    lo, hi = r.tokens_generated
+    reg = record.verdict.regression
+    values: list[tuple[str, object]] = [
+        ("case", record.case_id),
+        ("prompt", r.case.prompt.name),
+        ("prompt_tokens", r.case.prompt.tokens),
+        ("new_tokens", r.case.new_tokens),
+        ("tokens_generated", lo if lo == hi else f"{lo}-{hi}"),
+        ("latency_median_ms", round(r.latency.median, 4)),
+        ("latency_p90_ms", round(r.latency.p90, 4)),
+        ("latency_max_ms", round(r.latency.max, 4)),
+        ("ttft_median_ms", round(r.ttft.median, 4)),
+    ]
+    if r.tpot is not None:
+        values.append(("tpot_median_ms", round(r.tpot.median, 4)))
+    if r.decode_tps is not None:
+        values.append(("decode_tokens_per_s", round(r.decode_tps, 2)))
+    values.append(("budget_ms", record.budget_ms))
+    if reg is not None and reg.outcome is not Outcome.NO_BASELINE and reg.baseline_median:
+        values += [
+            ("baseline_median_ms", round(reg.baseline_median, 4)),
+            ("vs_baseline_pct", round((reg.ratio - 1) * 100, 2)),
+        ]
+    values.append(("verdict", record.verdict.outcome.value))
+    return [(PROPERTY_PREFIX + name, str(value)) for name, value in values]
+
+
 @dataclass(frozen=True)
 class Line:
     """One line of the run's summary: the terminal writes it, the HTML report shows it.

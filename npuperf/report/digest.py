@@ -213,3 +213,14 @@ def banner(doc: Mapping[str, Any]) -> Banner:
         changed=tuple(base.get("changed") or ()),
         grid=str(grid.get("message", "")),
     )
+
+
+def side_by_side(docs: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[CaseRow | None]]]:
+    """Each case id with its row on every device (None where a device did not run it), worst first
+    (a case is as bad as its worst device)."""
+    per = [{r.id: r for r in rows(doc)} for doc in docs]
+    rank: dict[str, tuple[int, float]] = {}
+    for device in per:
+        for cid, r in device.items():
+            rank[cid] = min(rank.get(cid, r.rank()), r.rank())
+    return [(cid, [device.get(cid) for device in per]) for cid in sorted(rank, key=lambda c: rank[c])]

@@ -68,7 +68,30 @@ def header_cells() -> list[str]:
     return [_ENV.get_template("header_cell.html.j2").render(key=k, title=t) for k, t in COLUMNS]
 
 
-def row_cells(values: Mapping[str, str] | None) -> list[str]:
-    """Cells for one result row; a test without measurements gets empty cells."""
+def _fixed(text: str | None, digits: int) -> str:
+    return "" if text is None else f"{float(text):.{digits}f}"
+
+
+def cell_values(props: Mapping[str, str]) -> dict[str, str]:
+    """The result table's cells from a case's properties (``npuperf.report.properties``)."""
+    if not props:
+        return {}
+    delta = props.get("vs_baseline_pct")
+    return {
+        "prompt": props.get("prompt_tokens", ""),
+        "tokens": props.get("tokens_generated", ""),
+        "median": _fixed(props.get("latency_median_ms"), 2),
+        "p90": _fixed(props.get("latency_p90_ms"), 2),
+        "ttft": _fixed(props.get("ttft_median_ms"), 2),
+        "tpot": _fixed(props.get("tpot_median_ms"), 2) or "-",
+        "decode": _fixed(props.get("decode_tokens_per_s"), 0) or "-",
+        "delta": "no baseline" if delta is None else f"{float(delta):+.1f}%",
+        "verdict": props.get("verdict", ""),
+    }
+
+
+def row_cells(props: Mapping[str, str] | None) -> list[str]:
+    """Cells for one result row from the case's properties; a test without measurements gets empty cells."""
+    values = cell_values(props or {})
     tpl = _ENV.get_template("row_cell.html.j2")
-    return [tpl.render(key=k, value=(values or {}).get(k, "")) for k, _ in COLUMNS]
+    return [tpl.render(key=k, value=values.get(k, "")) for k, _ in COLUMNS]

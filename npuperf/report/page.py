@@ -10,6 +10,7 @@ One self-contained block: inline SVG charts and CSS, no script, nothing fetched 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,4 +133,26 @@ def section(doc: Mapping[str, Any], trends: Trends, log: Sequence[Line] = ()) ->
         trends=trends,
         http=http_rows(session),
         blocks=blocks(log),
+    )
+
+
+def _prefixed(block: str, prefix: str) -> str:
+    """Every id (and reference to one) in ``block`` prefixed: several sections in one page."""
+    block = re.sub(r'\bid="', f'id="{prefix}-', block)
+    block = re.sub(r"url\(#", f"url(#{prefix}-", block)
+    return re.sub(r'href="#', f'href="#{prefix}-', block)
+
+
+def night(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
+    """A self-contained page for a night's runs on several devices: a side-by-side table of the
+    cases, then each device's banner, charts, planner and cases (no trend: no history here)."""
+    no_trend = Trends((), {}, {}, 0, None, None, note="the trend of each device is in its own report")
+    sections = [
+        (name, markupsafe.Markup(_prefixed(section(doc, no_trend), f"d{i}"))) for i, (name, doc) in enumerate(runs)
+    ]
+    return _ENV.get_template("night.html.j2").render(
+        font_stack=markupsafe.Markup(FONT_STACK),
+        devices=[name for name, _ in runs],
+        table=digest.side_by_side([doc for _, doc in runs]),
+        sections=sections,
     )

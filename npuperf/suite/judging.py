@@ -14,7 +14,7 @@ from npuperf import baselines
 from npuperf.device import htp_simulated
 from npuperf.engines.base import Engine, EngineError
 from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, measure_case
-from npuperf.report import CaseRecord, row_values
+from npuperf.report import CaseRecord, properties
 from npuperf.stats import OnlineHolm
 from npuperf.suite.run import Run, attempt, fail, skip
 from npuperf.verdict import (
@@ -83,7 +83,7 @@ class Judging:
             baseline_recorded_at=None if base is None else base.recorded_at,
         )
         self.records.append(record)
-        node.user_properties.append(("npuperf", row_values(record)))
+        node.user_properties.extend(properties(record))  # JUnit XML's and the HTML table's figures
         no_baseline = lookup.file is None or result.case.id not in lookup.file.cases
         if no_baseline and not s.require_baseline:
             warnings.warn(
