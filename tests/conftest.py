@@ -2,19 +2,24 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpcore  # noqa: F401  (see below)
 import httpx  # noqa: F401
+import matplotlib.pyplot  # noqa: F401  (numpy, under the report's charts: it cannot load twice either)
 import pytest
 
 # pytester's in-process runs restore sys.modules afterwards: a module first imported inside
 # one of them is imported again later, and httpx then fails to map the new httpcore's
-# exceptions. Importing the HTTP stack here keeps one copy for the whole session.
+# exceptions. Importing the HTTP stack here keeps one copy for the whole session. numpy (under
+# matplotlib, which draws the report's charts) refuses outright to be imported a second time.
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "tiny-qwen2"
@@ -83,6 +88,39 @@ def copy_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, ini: 
     for name in ("conftest.py", "test_latency.py", "test_backend.py"):
         (target / name).write_text((ROOT / "perf_tests" / name).read_text(encoding="utf-8"), encoding="utf-8")
     return pytester
+
+
+@dataclass(frozen=True)
+class Browsed:
+    """What headless Chromium made of a page: the DOM after its scripts ran, and its console."""
+
+    dom: str
+    console: list[str]
+
+
+def chromium(page: Path, screenshot: Path | None = None, width: int = 1280, height: int = 2400) -> Browsed:
+    """Open ``page`` in headless Chromium; skip (saying how to get it) where there is none.
+
+    With NPUPERF_REQUIRE_BROWSER=1 (.ci/run sets it once Chromium is installed) a missing
+    browser fails instead, so CI cannot pass a browser test by skipping it.
+    """
+    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    if browser is None:
+        reason = "no Chromium here to open the report in (apt-get install chromium)"
+        if os.environ.get("NPUPERF_REQUIRE_BROWSER") == "1":
+            pytest.fail(reason + ", and NPUPERF_REQUIRE_BROWSER=1")
+        pytest.skip(reason)
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=3000"]
+    cmd += ["--enable-logging=stderr", "--v=0", f"--window-size={width},{height}"]
+    proc = subprocess.run([*cmd, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line]
+    if screenshot is not None:
+        shot = subprocess.run(
+            [*cmd, f"--screenshot={screenshot}", page.as_uri()], capture_output=True, text=True, timeout=120
+        )
+        assert shot.returncode == 0, shot.stderr[-2000:]
+    return Browsed(proc.stdout, console)
 
 
 @contextlib.contextmanager

@@ -69,6 +69,8 @@ def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
     for case in doc["cases"]:
         case["background_cores"] = MASK  # what the machine's other processes did meanwhile
         case["cpu_cores"] = case["peak_rss_mb"] = MASK  # this process, on the real clock
+        if case.get("baseline"):
+            case["baseline"]["recorded_at"] = MASK  # when the first run of the test recorded it
     return doc
 
 

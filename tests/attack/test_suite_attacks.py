@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from attack.conftest import Attack
-from conftest import MODEL, ROOT, copy_suite, small_suite_ini
+from conftest import MODEL, ROOT, chromium, copy_suite, small_suite_ini
 from npuperf import atomic
 
 pytestmark = pytest.mark.timeout(300)
@@ -43,13 +43,7 @@ def environment_of(page: str) -> dict[str, object]:
 
 
 def chromium_dom(page: Path) -> str:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        pytest.skip("no Chromium here to open the report in (apt-get install chromium); the escaping is checked above")
-    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=3000", "--dump-dom"]
-    proc = subprocess.run([*cmd, page.as_uri()], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return proc.stdout
+    return chromium(page).dom
 
 
 # ----- 3: markup in anything the report shows ----------------------------------------------------
