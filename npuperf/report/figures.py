@@ -25,6 +25,7 @@ BUDGET_COLOUR = "#e67e22"
 BREAKER_COLOUR = "#c0392b"
 BASELINE_COLOUR = "#222222"
 SERIES = ("#3b6ea8", "#e67e22", "#2e8b57", "#8e44ad", "#c0392b", "#7f8c8d", "#b8860b", "#17becf")
+SLOWEST_GAPS = 40  # gaps above the 95th percentile drawn per case, slowest first
 OFF_SCALE = 3.0  # a limit more than 3x the tallest bar is named at the top instead of squashing the bars
 
 Case = Mapping[str, Any]
@@ -214,10 +215,13 @@ def gaps(cases: Sequence[Case]) -> str:
 
     def draw(ax: Any, group: list[Case]) -> None:
         data = [[max(v, 1e-3) for v in token_gaps(c)] for c in group]
-        ax.boxplot(data, positions=list(range(len(group))), widths=0.5, whis=(5, 95),
-                   flierprops={"marker": ".", "markersize": 3, "markerfacecolor": FAILED_EDGE,
-                               "markeredgecolor": "none"},
+        ax.boxplot(data, positions=list(range(len(group))), widths=0.5, whis=(5, 95), showfliers=False,
                    medianprops={"color": TTFT_COLOUR})  # fmt: skip
+        for x, gaps_ms in enumerate(data):
+            cut = sorted(gaps_ms)[int(0.95 * (len(gaps_ms) - 1))]
+            slow = sorted(v for v in gaps_ms if v > cut)[-SLOWEST_GAPS:]  # a page of dots, not thousands
+            ax.scatter([x] * len(slow), slow, s=5, color=FAILED_EDGE, zorder=3,
+                       label="slowest 5% of gaps (up to 40)" if slow else None)  # fmt: skip
         ax.set_yscale("log")
         plain = matplotlib_ticker().FuncFormatter(lambda v, _: f"{v:g}")
         ax.yaxis.set_major_formatter(plain)

@@ -156,3 +156,8 @@ def night(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
         table=digest.side_by_side([doc for _, doc in runs]),
         sections=sections,
     )
+
+
+def fallback(reason: str, log: Sequence[Line]) -> str:
+    """What the report shows when the block above could not be drawn: why, and the run's log."""
+    return _ENV.get_template("fallback.html.j2").render(reason=reason, blocks=blocks(log))

@@ -256,8 +256,17 @@ class Outputs:
         self.run.notes.append(f"results JSON: {self.run.show(path)}")
 
     def page(self) -> str:
-        """The top of the HTML report: banner, charts, planner, trend, cases, HTTP table, the log."""
-        doc = json.loads(self.results_text())
-        where = self.run.settings.history
-        trend = page.trends_for(doc, self.run.path(where) if where else None)
-        return page.section(doc, trend, self.summary())
+        """The top of the HTML report: banner, charts, planner, trend, cases, HTTP table, the log.
+
+        A fault while drawing it (a chart library error, data it did not expect) must not cost
+        the team the report: the page then says why, shows the log, and the run notes it.
+        """
+        try:
+            doc = json.loads(self.results_text())
+            where = self.run.settings.history
+            trend = page.trends_for(doc, self.run.path(where) if where else None)
+            return page.section(doc, trend, self.summary())
+        except Exception as exc:  # the boundary: any drawing fault becomes a note
+            reason = f"{type(exc).__name__}: {exc}"
+            self.run.notes.append(f"HTML report: its summary could not be drawn ({reason}); the log is shown instead")
+            return page.fallback(reason, self.summary())
