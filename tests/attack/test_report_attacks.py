@@ -81,7 +81,7 @@ def test_a_fault_while_drawing_keeps_the_report_and_says_why(
     result = suite.runpytest("perf_tests", *OUT)
     assert result.ret == 0  # the verdict is the cases', not the chart's
     page = page_of(suite)
-    assert "The report&#39;s summary could not be drawn:" in page
+    assert "The report's summary could not be drawn:" in page
     assert "ValueError: chart library exploded" in page
     assert "t8-p8" in page  # the log and the test table are still there
     assert "HTML report: its summary could not be drawn (ValueError: chart library exploded)" in result.stdout.str()
