@@ -291,3 +291,23 @@ def test_summary_command_errors_name_the_problem(
     err = capsys.readouterr().err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_failed_backend_checks_and_an_interrupted_run_reach_the_banner() -> None:
+    doc = load("device-b")
+    for c in doc["cases"]:
+        c["checks"] = [x for x in c["checks"] if x["name"] not in ("latency budget", "circuit breaker")]
+        c["outcome"] = "ok"
+    doc["session"]["backend_checks"].append(
+        {"name": "runs on NPU", "outcome": "failed", "value": 1, "limit": 0, "message": "1 node fell back to the CPU"}
+    )
+    b = digest.banner(doc)
+    assert (b.level, b.headline) == ("bad", "FAILED: 1 backend check(s) failed")
+    assert b.backend_failures == ("runs on NPU: 1 node fell back to the CPU",)
+    assert "runs on NPU: 1 node fell back to the CPU" in page.section(doc, NO_TREND)
+    assert "- **FAILED** runs on NPU: 1 node fell back to the CPU" in markdown.summary([markdown.Night("x", doc)])
+    doc["session"]["backend_checks"].pop()
+    doc["session"]["outcome"] = "interrupted"
+    b = digest.banner(doc)
+    assert b.level == "warn"
+    assert b.headline.startswith("INTERRUPTED after 9 case(s), a partial grid; PASSED")

@@ -82,6 +82,8 @@ class Banner:
     conditions: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     changed: tuple[str, ...] = ()
     grid: str = ""
+    # the backend's own checks that failed (load budget, NPU placement, perf mode, service...)
+    backend_failures: tuple[str, ...] = ()
 
     def counts(self) -> list[tuple[str, int, str]]:
         """(word, count, how bad a non-zero count is: "bad", "warn" or "")."""
@@ -182,12 +184,16 @@ def banner(doc: Mapping[str, Any]) -> Banner:
     session = doc.get("session", {})
     grid = session.get("grid") or {}
     base = session.get("baseline") or {}
-    if regressed or over or breaker or other or grid.get("outcome") == "failed":
+    backend = tuple(
+        f"{c['name']}: {c['message']}" for c in session.get("backend_checks") or [] if c.get("outcome") == "failed"
+    )
+    if regressed or over or breaker or other or backend or grid.get("outcome") == "failed":
         level = "bad"
         parts = [f"{n} {word}" for word, n in (("regressed", regressed), ("over budget", over)) if n]
         parts += [f"{breaker} would trip the breaker"] if breaker else []
         parts += [f"{other} failed other checks"] if other else []
         parts += ["the grid regressed"] if grid.get("outcome") == "failed" else []
+        parts += [f"{len(backend)} backend check(s) failed"] if backend else []
         headline = "FAILED: " + ", ".join(parts)
     elif inconclusive or no_baseline:
         level = "warn"
@@ -197,6 +203,9 @@ def banner(doc: Mapping[str, Any]) -> Banner:
     else:
         level = "good"
         headline = f"PASSED: all {len(all_rows)} cases within budget, none regressed"
+    if session.get("outcome") == "interrupted":
+        level = "bad" if level == "bad" else "warn"
+        headline = f"INTERRUPTED after {len(all_rows)} case(s), a partial grid; " + headline
     return Banner(
         total=len(all_rows),
         passed=passed,
@@ -212,6 +221,7 @@ def banner(doc: Mapping[str, Any]) -> Banner:
         conditions=conditions(doc),
         changed=tuple(base.get("changed") or ()),
         grid=str(grid.get("message", "")),
+        backend_failures=backend,
     )
 
 

@@ -46,6 +46,7 @@ def _banner(doc: Mapping[str, Any]) -> list[str]:
     out = [f"{icon} **{cell(b.headline)}**", "", f"{counts} \u00b7 {b.total} cases", "", f"- {cell(b.worst)}"]
     if b.grid:
         out.append(f"- {cell(b.grid)}")
+    out += [f"- **FAILED** {cell(failure)}" for failure in b.backend_failures]
     out.append(f"- changed since the baseline: {cell('; '.join(b.changed)) if b.changed else 'nothing recorded'}")
     out += [f"- {cell(k)}: {cell(v)}" for k, v in b.conditions]
     return out
