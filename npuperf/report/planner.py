@@ -1,15 +1,16 @@
 """The budget planner: how many new tokens fit the latency budget, per prompt length.
 
-From the measured grid, per prompt, a least-squares line through the cases' median
-latencies against the tokens they generated:
+From the measured grid, per prompt:
 
-    latency(n) ~= fixed(prompt) + n x per_token(prompt)
+    latency(n) ~= TTFT(prompt) + (n - 1) x TPOT(prompt)
 
-``fixed`` is what a request costs before its tokens add up (tokenize, set-up, prefill; the
-TTFT less one token), ``per_token`` the decode cost (the TPOT). The largest budget that fits a
-limit is floor((limit - fixed) / per_token). The fit's error (RMS and worst residual of the
-measured medians) says how far to trust it; a prompt measured at one budget only falls back
-to that case's TTFT and TPOT (``tokens_within``), and says so.
+TTFT(prompt) is measured (the median over the prompt's cases: it does not depend on the token
+budget); TPOT(prompt) is the least-squares slope, through the origin, of each case's median
+latency less that TTFT against its n - 1 further tokens (so it carries the detokenize and
+per-request costs the way the app sees them). The largest budget within a limit is
+1 + floor((limit - TTFT) / TPOT), 0 when the TTFT alone is over it (``stats.tokens_within``).
+The fit's error (RMS and worst residual of the measured medians) says how far to trust it: a
+TPOT that grows with the context shows as residuals growing with n. One case is its own fit.
 
 Built from plain points so that the terminal (from the suite's records) and the HTML page and
 the markdown summary (from the results JSON) plan with the same arithmetic.
@@ -22,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from npuperf.stats import tokens_within
+from npuperf.stats import median, tokens_within
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,11 @@ class Plan:
     prompt: str
     prompt_tokens: int
     prompt_text: str
-    fixed_ms: float
-    per_token_ms: float | None
+    ttft_ms: float
+    tpot_ms: float | None
     cases: int
     largest_measured: int
-    # root-mean-square and worst residual of the measured medians (None: one case, no fit)
+    # root-mean-square and worst residual of the measured medians (None: one case, its own fit)
     rms_ms: float | None
     worst_ms: float | None
     worst_pct: float | None
@@ -66,71 +67,35 @@ class Plan:
         return self.fits_target > self.largest_measured
 
     def formula(self) -> str:
-        per = "-" if self.per_token_ms is None else f"{self.per_token_ms:.3f}"
-        return f"{self.fixed_ms:.2f} ms + n x {per} ms"
-
-
-def largest_within(limit_ms: float, fixed_ms: float, per_token_ms: float | None) -> int:
-    """The largest n with fixed + n x per_token <= limit (0 when the fixed cost alone is over).
-
-    >>> largest_within(500, 100, 12.5)
-    32
-    """
-    if fixed_ms > limit_ms:
-        return 0
-    if not per_token_ms or per_token_ms <= 0:
-        return 1  # no per-token cost measured: one token, as tokens_within says
-    return math.floor((limit_ms - fixed_ms) / per_token_ms + 1e-9)
-
-
-def _line(xs: Sequence[float], ys: Sequence[float]) -> tuple[float, float] | None:
-    """Least-squares intercept and slope; None without two distinct x."""
-    n = len(xs)
-    mx, my = sum(xs) / n, sum(ys) / n
-    sxx = sum((x - mx) ** 2 for x in xs)
-    if sxx <= 0:
-        return None
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
-    return my - slope * mx, slope
+        per = "-" if self.tpot_ms is None else f"{self.tpot_ms:.3f}"
+        return f"{self.ttft_ms:.2f} ms + (n-1) x {per} ms"
 
 
 def plan_prompt(points: Sequence[Point], target_ms: float, breaker_ms: float) -> Plan:
     """The plan for the points of one prompt."""
-    first = max(points, key=lambda p: p.tokens)
-    measured = round(max(p.tokens for p in points))
-    line = _line([p.tokens for p in points], [p.latency_ms for p in points])
-    if line is None or line[1] <= 0:  # one budget (or decode too fast to show): the case's own TTFT and TPOT
-        tpot = first.tpot_ms
-        return Plan(
-            prompt=first.prompt,
-            prompt_tokens=first.prompt_tokens,
-            prompt_text=first.prompt_text,
-            fixed_ms=first.ttft_ms - (tpot or 0.0),
-            per_token_ms=tpot,
-            cases=len(points),
-            largest_measured=measured,
-            rms_ms=None,
-            worst_ms=None,
-            worst_pct=None,
-            fits_target=tokens_within(target_ms, first.ttft_ms, tpot),
-            fits_breaker=tokens_within(breaker_ms, first.ttft_ms, tpot),
-        )
-    fixed, per = line
-    residuals = [(p.latency_ms - (fixed + per * p.tokens), p.latency_ms) for p in points]
+    first = points[0]
+    ttft = median([p.ttft_ms for p in points])
+    steps = [(p.tokens - 1, p.latency_ms - ttft) for p in points if p.tokens > 1]
+    sxx = sum(x * x for x, _ in steps)
+    tpot = sum(x * y for x, y in steps) / sxx if sxx > 0 else None
+    if tpot is not None and tpot <= 0:
+        tpot = None  # decode too fast to tell from the noise: one token is all it can promise
+    residuals = [(p.latency_ms - (ttft + (p.tokens - 1) * (tpot or 0.0)), p.latency_ms) for p in points]
     worst = max(residuals, key=lambda r: abs(r[0]))
+    fitted = len(points) > 1
     return Plan(
         prompt=first.prompt,
         prompt_tokens=first.prompt_tokens,
         prompt_text=first.prompt_text,
-        fixed_ms=fixed,
-        per_token_ms=per,
+        ttft_ms=ttft,
+        tpot_ms=tpot,
         cases=len(points),
-        largest_measured=measured,
-        rms_ms=math.sqrt(sum(r * r for r, _ in residuals) / len(residuals)),
-        worst_ms=worst[0],
-        worst_pct=100.0 * worst[0] / worst[1] if worst[1] else None,
-        fits_target=largest_within(target_ms, fixed, per),
-        fits_breaker=largest_within(breaker_ms, fixed, per),
+        largest_measured=round(max(p.tokens for p in points)),
+        rms_ms=math.sqrt(sum(r * r for r, _ in residuals) / len(residuals)) if fitted else None,
+        worst_ms=worst[0] if fitted else None,
+        worst_pct=100.0 * worst[0] / worst[1] if fitted and worst[1] else None,
+        fits_target=tokens_within(target_ms, ttft, tpot),
+        fits_breaker=tokens_within(breaker_ms, ttft, tpot),
     )
 
 

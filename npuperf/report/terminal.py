@@ -121,9 +121,9 @@ def fit_lines(records: Sequence[CaseRecord], target_ms: float, breaker_ms: float
     lines = []
     for p in planner.plan(points(records), target_ms, breaker_ms):
         how = (
-            f"fit {p.formula()} over {p.cases} cases, RMS error {p.rms_ms:.2f} ms"
+            f"{p.formula()}, fit over {p.cases} cases, RMS error {p.rms_ms:.2f} ms"
             if p.fitted
-            else f"from its one case: {p.formula()}"
+            else f"{p.formula()}, from its one case"
         )
         beyond = f", extrapolated beyond {p.largest_measured}" if p.extrapolated else ""
         lines.append(

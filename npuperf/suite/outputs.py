@@ -97,7 +97,7 @@ class Outputs:
             )
             lines += [Line(text, table=True) for text in terminal.phase_table(records)]
             lines.append(
-                Line("token budgets that fit, per prompt (the budget planner: latency ~ fixed + n x per-token):")
+                Line("token budgets that fit, per prompt (the budget planner: latency ~ TTFT + (n-1) x TPOT):")
             )
             s = self.run.settings
             lines += [Line(f"  {text}") for text in terminal.fit_lines(records, s.latency_budget_ms, s.breaker_ms)]
