@@ -49,7 +49,21 @@ def _from_ini(config: pytest.Config, message: str) -> str:
     return message
 
 
+def _refuse_blocked_outputs(config: pytest.Config) -> None:
+    """pytest-html makes its report's folder at configure time, and a file in the way is an
+    INTERNALERROR traceback there (JUnit XML's comes at the end, after the run): say it first."""
+    for flag, dest in (("--html", "htmlpath"), ("--junitxml", "xmlpath")):
+        where = getattr(config.option, dest, None)
+        for parent in reversed(Path(where).absolute().parents) if where else ():
+            if parent.exists() and not parent.is_dir():
+                raise pytest.UsageError(
+                    f"{flag} {where}: {parent} is a file, not a folder; move it or choose another path"
+                )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-html makes its folder
 def pytest_configure(config: pytest.Config) -> None:
+    _refuse_blocked_outputs(config)
     config.addinivalue_line("markers", "npuperf: a latency case of the npuperf suite")
     config.addinivalue_line("markers", "npu: an NPU check (QNN placement, perf mode, compile cache; Genie config)")
     config.addinivalue_line("markers", "service: a check of the backend service over HTTP (--backend-url)")

@@ -133,3 +133,18 @@ def test_summary_of_markup_everywhere_stays_text(
     rows = [line for line in out.splitlines() if line.startswith("| &lt;script>") and "| REGRESSED |" in line]
     assert len(rows) == 2 * 9  # the cases table of each of the two runs
     assert all(len(re.split(r"(?<!\\)\|", r)) == 10 for r in rows)  # 8 columns: no cell broke its row
+
+
+@pytest.mark.attack("suite: unwritable outputs")
+@pytest.mark.parametrize("flag", ["--html", "--junitxml"])
+def test_a_file_where_the_report_folder_should_be_is_one_line(
+    suite: pytest.Pytester, attack: Attack, flag: str
+) -> None:
+    attack.tried()
+    (suite.path / "reports").write_text("a file, not a folder", encoding="utf-8")
+    result = suite.runpytest("perf_tests", f"{flag}=reports/out.file")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert f"{flag} reports/out.file: " in err
+    assert "reports is a file, not a folder" in err
+    assert "INTERNALERROR" not in err + result.stdout.str()
