@@ -311,3 +311,19 @@ def test_failed_backend_checks_and_an_interrupted_run_reach_the_banner() -> None
     b = digest.banner(doc)
     assert b.level == "warn"
     assert b.headline.startswith("INTERRUPTED after 9 case(s), a partial grid; PASSED")
+
+
+def test_a_chart_that_fails_to_draw_leaves_no_figure_open() -> None:
+    import matplotlib.pyplot as plt
+
+    from npuperf.report import figures
+
+    def broken(ax: object, group: object) -> None:
+        raise ValueError("bad data")
+
+    before = set(plt.get_fignums())
+    with pytest.raises(ValueError, match="bad data"):
+        figures._chart("x", figures.by_prompt(digest.cases_of(load("device-a"))), broken)
+    assert set(plt.get_fignums()) == before
+    figures.latency_bars(digest.cases_of(load("device-a")), figures.Limits(500, 2000))
+    assert set(plt.get_fignums()) == before  # and a drawn one is closed once written

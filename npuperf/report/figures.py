@@ -104,9 +104,13 @@ def _chart(name: str, groups: Sequence[tuple[str, list[Case]]], draw: Callable[[
     plt = _pyplot()
     with plt.rc_context(RC):
         fig, axes = _panels(len(groups))
-        for ax, (_, group) in zip(axes, groups, strict=True):
-            draw(ax, group)
-            ax.set_title(title(group))
+        try:
+            for ax, (_, group) in zip(axes, groups, strict=True):
+                draw(ax, group)
+                ax.set_title(title(group))
+        except Exception:
+            plt.close(fig)  # pyplot keeps every open figure until closed
+            raise
         return _svg(_figure_legend(fig, axes), name)
 
 
