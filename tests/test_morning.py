@@ -26,7 +26,7 @@ from npuperf.report import digest, markdown, page
 from npuperf.report.trends import Trends
 
 DATA = ROOT / "tests" / "data" / "summary"
-NO_TREND = Trends((), {}, {}, 0, None, None, note="no trend here")
+NO_TREND = Trends.none("no trend here")
 
 
 def load(name: str) -> dict[str, Any]:

@@ -69,6 +69,14 @@ RC = {
 }
 
 
+def prefix_ids(markup: str, prefix: str) -> str:
+    """Every id in ``markup``, and every reference to one, prefixed: several SVGs (or several
+    devices' sections) in one page must not share clip-path ids."""
+    markup = re.sub(r'\bid="', f'id="{prefix}-', markup)
+    markup = re.sub(r"url\(#", f"url(#{prefix}-", markup)
+    return re.sub(r'href="#', f'href="#{prefix}-', markup)
+
+
 def _svg(fig: Any, name: str) -> str:
     """The figure as an inline <svg> element with its ids prefixed by ``name``."""
     plt = _pyplot()
@@ -78,10 +86,7 @@ def _svg(fig: Any, name: str) -> str:
     finally:
         plt.close(fig)
     text = out.getvalue()
-    text = text[text.index("<svg") :]  # inline: no XML declaration, no DOCTYPE
-    text = re.sub(r'\bid="', f'id="{name}-', text)
-    text = re.sub(r"url\(#", f"url(#{name}-", text)
-    text = re.sub(r'href="#', f'href="#{name}-', text)
+    text = prefix_ids(text[text.index("<svg") :], name)  # inline: no XML declaration, no DOCTYPE
     return text.replace("<svg ", f'<svg class="npuperf-chart" data-chart="{name}" role="img" ', 1)
 
 

@@ -10,7 +10,6 @@ One self-contained block: inline SVG charts and CSS, no script, nothing fetched 
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,13 +96,12 @@ def http_rows(session: Mapping[str, Any]) -> list[HttpRow]:
 
 def trends_for(doc: Mapping[str, Any], history_path: Path | None) -> Trends:
     """The trend of this run, or an empty one whose note says why there is none."""
-    empty = Trends((), {}, {}, 0, None, None)
     if history_path is None:
-        return Trends(**{**empty.__dict__, "note": "no trend: the history is off (--history none)"})
+        return Trends.none("no trend: the history is off (--history none)")
     try:
         return from_history(history_path, doc)
     except history.HistoryError as exc:
-        return Trends(**{**empty.__dict__, "note": f"no trend: {exc}"})
+        return Trends.none(f"no trend: {exc}")
 
 
 def section(doc: Mapping[str, Any], trends: Trends, log: Sequence[Line] = ()) -> str:
@@ -136,19 +134,13 @@ def section(doc: Mapping[str, Any], trends: Trends, log: Sequence[Line] = ()) ->
     )
 
 
-def _prefixed(block: str, prefix: str) -> str:
-    """Every id (and reference to one) in ``block`` prefixed: several sections in one page."""
-    block = re.sub(r'\bid="', f'id="{prefix}-', block)
-    block = re.sub(r"url\(#", f"url(#{prefix}-", block)
-    return re.sub(r'href="#', f'href="#{prefix}-', block)
-
-
 def night(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
     """A self-contained page for a night's runs on several devices: a side-by-side table of the
     cases, then each device's banner, charts, planner and cases (no trend: no history here)."""
-    no_trend = Trends((), {}, {}, 0, None, None, note="the trend of each device is in its own report")
+    no_trend = Trends.none("the trend of each device is in its own report")
     sections = [
-        (name, markupsafe.Markup(_prefixed(section(doc, no_trend), f"d{i}"))) for i, (name, doc) in enumerate(runs)
+        (name, markupsafe.Markup(figures.prefix_ids(section(doc, no_trend), f"d{i}")))
+        for i, (name, doc) in enumerate(runs)
     ]
     return _ENV.get_template("night.html.j2").render(
         font_stack=markupsafe.Markup(FONT_STACK),

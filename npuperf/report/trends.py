@@ -27,6 +27,11 @@ class Trends:
     last_run: int | None
     note: str = ""
 
+    @classmethod
+    def none(cls, why: str) -> Trends:
+        """No trend, and why (said on the page where the chart would be)."""
+        return cls((), {}, {}, 0, None, None, note=why)
+
 
 def _accepted(runs: Sequence[history.Run], recorded: Sequence[str]) -> dict[int, str]:
     """Each recording time placed after the last run created before it (history writes a run,
@@ -42,13 +47,12 @@ def _accepted(runs: Sequence[history.Run], recorded: Sequence[str]) -> dict[int,
 
 def from_history(path: Path, doc: Mapping[str, Any], last: int = LAST_RUNS) -> Trends:
     """The trend of the run in ``doc`` over the last ``last`` runs of its identity in ``path``."""
-    empty = Trends((), {}, {}, 0, None, None)
     session = doc.get("session", {})
     identity = session.get("identity")
     if identity is None:
-        return Trends(**{**empty.__dict__, "note": "no trend: this run did not load a model"})
+        return Trends.none("no trend: this run did not load a model")
     if not path.is_file():
-        return Trends(**{**empty.__dict__, "note": f"no trend: no history at {path} (--history)"})
+        return Trends.none(f"no trend: no history at {path} (--history)")
     digest = baselines.Identity.from_dict(identity).digest
     runs = history.History(path).runs(digest, last=last)
     cases = {c["id"]: c for c in doc.get("cases", [])}
