@@ -181,6 +181,34 @@ def _probability(flag: str, raw: str) -> float:
     return _float(flag, raw, "a probability between 0 and 1, like 0.05", lambda v: 0 < v < 1)
 
 
+def _model(flag: str, raw: str) -> str:
+    """A model path, or synthetic:<preset> naming a known shape twin."""
+    from npuperf import twins
+
+    value = raw.strip()
+    if value.startswith(twins.PREFIX):
+        preset = value[len(twins.PREFIX) :]
+        if preset not in twins.TWINS:
+            raise SettingsError(
+                f"{flag}: unknown shape twin {preset!r}; expected synthetic:<preset>, presets: "
+                f"{', '.join(sorted(twins.TWINS))}"
+            )
+    return value
+
+
+def _bandwidth(flag: str, raw: str) -> str:
+    from npuperf import floor
+
+    value = raw.strip().lower()
+    if value == "auto":
+        return value
+    try:
+        floor.bandwidth_of(value) if value != "probe" else None
+    except floor.FloorError as exc:
+        raise SettingsError(f"{flag}: {str(exc).replace('memory bandwidth ', '', 1)}") from None
+    return value
+
+
 def _one_of(accepted: tuple[str, ...]) -> Parser:
     return lambda flag, raw: _choice(flag, raw, accepted)
 
@@ -210,7 +238,14 @@ class Option:
 
 OPTIONS: tuple[Option, ...] = (
     Option("--engine", "npuperf_engine", "ort-genai", "engine to measure (see --engine=list in the README)", _name),
-    Option("--model", "npuperf_model", "models/tiny-qwen2", "model path for the engine (relative to the rootdir)"),
+    Option(
+        "--model",
+        "npuperf_model",
+        "models/tiny-qwen2",
+        "model path for the engine (relative to the rootdir), or synthetic:<preset> for a shape twin "
+        "(qwen2-0.5b, qwen2.5-1.5b; built once into the cache, needs requirements-synth.txt)",
+        _model,
+    ),
     Option(
         "--ep",
         "npuperf_ep",
@@ -377,6 +412,14 @@ OPTIONS: tuple[Option, ...] = (
         _non_negative_of("cores"),
     ),
     Option(
+        "--memory-bandwidth",
+        "npuperf_memory_bandwidth",
+        "auto",
+        "memory bandwidth for the decode floor: auto (an NPU engine on a known Snapdragon: its SoC's figure; "
+        "else probe), probe (measure this machine, one thread), a SoC (x-elite, x-elite-1de, x-plus), or GB/s",
+        _bandwidth,
+    ),
+    Option(
         "--memory-budget-mb",
         "npuperf_memory_budget_mb",
         "0",
@@ -524,6 +567,7 @@ class Settings:
     inject_slowdown: float
     inject_stall: float
     max_cpu_cores: float
+    memory_bandwidth: str
     memory_budget_mb: float
     confirm_runs: int
     confirm_pause_s: float

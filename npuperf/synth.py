@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -47,6 +48,10 @@ class Recipe:
     context: int
     seed: int
     precision: str = "int4"
+    # a shape twin's embedding rows (the real model's vocabulary; 0: the trained tokenizer's size)
+    model_vocab: int = 0
+    tied: bool = False
+    rope_theta: float = 10000.0
 
 
 # 4 layers x hidden 256 is FIELD.md's measured shape: a few MB int4 and well under a
@@ -68,6 +73,9 @@ RECIPES = {
 
 # what onnxruntime-genai's model builder writes for the CPU provider
 PRECISIONS = ("int4", "fp32")
+
+
+LayerProgress = Callable[[int, int], None]  # (layers read so far, layers)
 
 
 class SynthError(RuntimeError):
@@ -106,7 +114,7 @@ def _save_random_qwen2(recipe: Recipe, vocab_size: int, out: Path) -> None:
 
     torch.manual_seed(recipe.seed)
     config = Qwen2Config(
-        vocab_size=vocab_size,
+        vocab_size=max(vocab_size, recipe.model_vocab),
         hidden_size=recipe.hidden_size,
         intermediate_size=recipe.intermediate_size,
         num_hidden_layers=recipe.layers,
@@ -115,12 +123,13 @@ def _save_random_qwen2(recipe: Recipe, vocab_size: int, out: Path) -> None:
         max_position_embeddings=recipe.context,
         bos_token_id=0,
         eos_token_id=0,
-        tie_word_embeddings=False,
+        tie_word_embeddings=recipe.tied,
+        rope_parameters={"rope_type": "default", "rope_theta": recipe.rope_theta},
     )
     Qwen2ForCausalLM(config).eval().save_pretrained(str(out))
 
 
-def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path) -> None:
+def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path, on_layer: LayerProgress | None = None) -> None:
     cmd = [
         sys.executable,
         "-m",
@@ -139,10 +148,16 @@ def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path) -> None:
     # The builder stamps `git rev-parse HEAD` of its working directory into the model's
     # producer_version. Point git at no repository, so it falls back to the wheel's own
     # commit and the bytes do not depend on which checkout the build ran in.
-    env = {**os.environ, "GIT_DIR": str(cache.resolve() / "no-git")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
+    env = {**os.environ, "GIT_DIR": str(cache.resolve() / "no-git"), "PYTHONUNBUFFERED": "1"}
+    lines: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # "Reading layer 3": the builder's progress, passed on
+            lines.append(line.rstrip())
+            if on_layer is not None and line.startswith("Reading layer "):
+                on_layer(int(line.split()[2]) + 1, recipe.layers)
     if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).splitlines()[-15:])
+        tail = "\n".join(lines[-15:])
         raise SynthError(f"onnxruntime-genai model builder failed (exit {proc.returncode}):\n{tail}")
 
 
@@ -162,6 +177,14 @@ def _pin_threads(config: Path) -> None:
     config.write_text(json.dumps(doc, indent=4) + "\n", encoding="utf-8")
 
 
+def _decode_read_bytes(model: Path) -> int | None:
+    """Bytes one decode step reads, counted from the ONNX initializers (npuperf.floor)."""
+    from npuperf import floor
+
+    counted = floor.onnx_read_bytes(model)
+    return None if counted is None else counted[0]
+
+
 def _versions() -> dict[str, str]:
     from npuperf.engines.base import installed_version
 
@@ -171,7 +194,9 @@ def _versions() -> dict[str, str]:
     }
 
 
-def build(recipe: Recipe, out: Path, *, force: bool = False, log=print) -> Path:  # type: ignore[no-untyped-def]
+def build(  # type: ignore[no-untyped-def]
+    recipe: Recipe, out: Path, *, force: bool = False, log=print, on_layer: LayerProgress | None = None
+) -> Path:
     """Build ``recipe`` into ``out`` atomically: nothing is replaced unless the build succeeds."""
     if out.exists() and not force:
         raise SynthError(f"{str(out)!r} already exists; pass --force to replace it")
@@ -190,14 +215,21 @@ def build(recipe: Recipe, out: Path, *, force: bool = False, log=print) -> Path:
         hf, built = work / "hf", work / "onnx"
         log(f"[1/3] training byte-level BPE tokenizer on {CORPUS.name} (target vocab {recipe.vocab_target})")
         vocab = _train_tokenizer(recipe, hf)
-        log(f"[2/3] saving random Qwen2 weights (seed {recipe.seed}, {recipe.layers} layers, vocab {vocab})")
+        rows = max(vocab, recipe.model_vocab)
+        log(f"[2/3] saving random Qwen2 weights (seed {recipe.seed}, {recipe.layers} layers, vocab {rows})")
         _save_random_qwen2(recipe, vocab, hf)
         log(f"[3/3] onnxruntime-genai model builder: {recipe.precision}, cpu")
-        _run_builder(recipe, hf, built, work / "cache")
+        _run_builder(recipe, hf, built, work / "cache", on_layer)
         _pin_threads(built / "genai_config.json")
+        counted = None
+        if recipe.model_vocab:  # a twin keeps the real model's config.json (its shape) and what a step reads
+            (built / "config.json").write_bytes((hf / "config.json").read_bytes())
+            counted = _decode_read_bytes(built / "model.onnx")
         manifest = {
             "recipe": asdict(recipe),
             "vocab_size": vocab,
+            **({"embedding_rows": rows} if recipe.model_vocab else {}),
+            **({"decode_read_bytes": counted} if counted else {}),
             "corpus": CORPUS.name,
             "weights": "random (synthetic shape twin; outputs are meaningless text)",
             "built_with": _versions(),
@@ -213,8 +245,12 @@ def build(recipe: Recipe, out: Path, *, force: bool = False, log=print) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m npuperf.synth", description=__doc__.splitlines()[0])
+    from npuperf import twins
+
     parser.add_argument(
-        "recipe", choices=[*sorted(RECIPES), "qnn-block", "genie-tiny"], help="which synthetic model to build"
+        "recipe",
+        choices=[*sorted(RECIPES), "qnn-block", "genie-tiny", *sorted(twins.TWINS)],
+        help="which synthetic model to build (a shape-twin preset goes to the cache, --model synthetic:<preset>)",
     )
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: models/<name>)")
     parser.add_argument("--force", action="store_true", help="replace an existing output folder")
@@ -233,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--htp-arch", default=None, help="genie-tiny only: QNN htp_arch of the target (e.g. 73)")
     parser.add_argument("--soc-model", default=None, help="genie-tiny only: QNN soc_model of the target (e.g. 60)")
     args = parser.parse_args(argv)
+    if args.recipe in twins.TWINS:
+        try:
+            print(twins.ensure(args.recipe, log=lambda line: print(line, flush=True)))
+        except twins.TwinError as exc:
+            print(f"npuperf.synth: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.recipe == "genie-tiny":
         target = {k: v for k, v in (("htp_arch", args.htp_arch), ("soc_model", args.soc_model)) if v}
         return _build_genie(args.out or Path("models") / "genie-tiny", force=args.force, target=target)

@@ -4,6 +4,7 @@
     npuperf compare A B                                              # exit 1 when B regressed against A
     npuperf accept RUN [RUN ...]                                     # make runs the accepted baseline
     npuperf summary RESULTS.json [...] [--html night.html]           # markdown for $GITHUB_STEP_SUMMARY
+    npuperf floor --preset qwen2-7b --bandwidth x-elite --tokens 32  # is a latency target possible at all?
 
 A run is a results JSON file (``reports/perf-results.json``) or a run id of the history
 (``reports/history.sqlite``, ``--history``).
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from npuperf import history
 from npuperf.cli import accept, compare, summary, trend
+from npuperf.cli import floor as floor_cli
 from npuperf.cli.runs import CliError, load_run
 
 DEFAULT_HISTORY = Path("reports/history.sqlite")
@@ -56,6 +58,20 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--link", action="append", default=[], metavar="NAME=URL", help="an artifact to link (repeatable)")
     s.add_argument("--output", type=Path, default=None, help="append the markdown to this file instead of printing it")
     s.add_argument("--html", type=Path, default=None, help="also write the night's page (self-contained HTML)")
+
+    f = sub.add_parser("floor", help="the decode floor of a model; exit 1 when --budget-ms is below it")
+    f.add_argument("--preset", default=None, help="a shape (qwen2-0.5b, qwen2.5-1.5b, qwen2-7b): from its config")
+    f.add_argument("--model", type=Path, default=None, help="a model folder (or a Genie config) to read instead")
+    f.add_argument(
+        "--engine", default="ort-genai", help="the --model's engine: ort-genai or genie (default: %(default)s)"
+    )
+    f.add_argument("--precision", default="int4", help="a --preset's weights: int4, int8, fp16, bf16, fp32")
+    f.add_argument(
+        "--bandwidth", default="probe", help="probe, x-elite, x-elite-1de, x-plus or GB/s (default: %(default)s)"
+    )
+    f.add_argument("--prompt", type=int, default=64, help="prompt tokens (default: %(default)s)")
+    f.add_argument("--tokens", type=int, default=32, help="new tokens (default: %(default)s)")
+    f.add_argument("--budget-ms", type=float, default=500.0, help="the latency target (default: %(default)s)")
     return p
 
 
@@ -92,6 +108,11 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, list[str]]:
             min_regression_ms=args.min_regression_ms,
         )
         return (1 if result.regressed else 0), compare.render(result)
+    if args.command == "floor":
+        if args.prompt < 1 or args.tokens < 1 or not args.budget_ms > 0:
+            raise CliError("--prompt and --tokens must be >= 1 and --budget-ms > 0")
+        found = floor_cli.find(args.preset, args.model, args.engine, args.precision, args.bandwidth)
+        return floor_cli.render(found, args.prompt, args.tokens, args.budget_ms)
     if args.command == "summary":
         return 0, summary.summary(args.results, args.link, args.output, args.html)
     runs = [load_run(ref, args.history) for ref in args.runs]

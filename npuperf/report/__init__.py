@@ -19,6 +19,19 @@ class CaseRecord:
     background_cores: float | None = None
     # when the accepted baseline of this case was recorded (None: no baseline)
     baseline_recorded_at: str | None = None
+    # the decode floor (npuperf.floor) at this case's contexts, and of the whole request (None: unknown)
+    floor_ms: float | None = None
+    latency_floor_ms: float | None = None
+    # the floor's arithmetic when the budget is below it: no engine on this memory can meet it
+    infeasible: str = ""
+
+    @property
+    def efficiency(self) -> float | None:
+        """The decode floor / the measured TPOT (1.0: at the physical limit)."""
+        tpot = self.result.tpot
+        if self.floor_ms is None or tpot is None or tpot.median <= 0:
+            return None
+        return self.floor_ms / tpot.median
 
     @property
     def case_id(self) -> str:

@@ -38,6 +38,9 @@ class CaseRow:
     over_budget: bool
     trips_breaker: bool
     failed_checks: tuple[str, ...]
+    floor_ms: float | None = None  # the decode floor per token (npuperf.floor)
+    efficiency: float | None = None  # floor / TPOT
+    infeasible: str = ""  # the floor's arithmetic when the budget is below it
 
     @property
     def delta(self) -> str:
@@ -84,6 +87,8 @@ class Banner:
     grid: str = ""
     # the backend's own checks that failed (load budget, NPU placement, perf mode, service...)
     backend_failures: tuple[str, ...] = ()
+    # cases whose budget is below the decode floor: "<case>: <arithmetic>"
+    infeasible: tuple[str, ...] = ()
 
     def counts(self) -> list[tuple[str, int, str]]:
         """(word, count, how bad a non-zero count is: "bad", "warn" or "")."""
@@ -113,6 +118,7 @@ def case_row(c: Mapping[str, Any]) -> CaseRow:
         if ch["outcome"] == "failed" and ch["name"] not in known and not ch["name"].endswith("vs baseline")
     )
     tpot = summary.get("tpot_ms")
+    found = c.get("floor") or {}
     return CaseRow(
         id=c["id"],
         prompt=c["prompt"],
@@ -129,6 +135,9 @@ def case_row(c: Mapping[str, Any]) -> CaseRow:
         over_budget=_failed(checks, BUDGET_CHECK),
         trips_breaker=_failed(checks, BREAKER_CHECK),
         failed_checks=others,
+        floor_ms=found.get("decode_ms_per_token"),
+        efficiency=found.get("efficiency"),
+        infeasible="" if found.get("feasible", True) else str(found.get("arithmetic", "")),
     )
 
 
@@ -222,6 +231,7 @@ def banner(doc: Mapping[str, Any]) -> Banner:
         changed=tuple(base.get("changed") or ()),
         grid=str(grid.get("message", "")),
         backend_failures=backend,
+        infeasible=tuple(f"{r.id}: {r.infeasible}" for r in all_rows if r.infeasible),
     )
 
 

@@ -47,6 +47,7 @@ def _banner(doc: Mapping[str, Any]) -> list[str]:
     if b.grid:
         out.append(f"- {cell(b.grid)}")
     out += [f"- **FAILED** {cell(failure)}" for failure in b.backend_failures]
+    out += [f"- **INFEASIBLE** {cell(why)}" for why in b.infeasible]
     out.append(f"- changed since the baseline: {cell('; '.join(b.changed)) if b.changed else 'nothing recorded'}")
     out += [f"- {cell(k)}: {cell(v)}" for k, v in b.conditions]
     return out
@@ -70,19 +71,22 @@ def _cases(doc: Mapping[str, Any]) -> list[str]:
 def _planner(doc: Mapping[str, Any]) -> list[str]:
     settings = doc.get("settings", {})
     target, breaker = float(settings.get("latency_budget_ms", 500)), float(settings.get("breaker_ms", 2000))
-    plans = planner.plan(planner.points_from_results(digest.cases_of(doc)), target, breaker)
+    found = planner.floor_of(doc.get("session", {}))
+    plans = planner.plan(planner.points_from_results(digest.cases_of(doc)), target, breaker, found)
     if not plans:
         return []
+    floor_head, floor_rule = (" the decode floor allows |", "--:|") if found else ("", "")
     out = [
-        f"| prompt | tokens in | fit | fit error | fits {target:g} ms | under the {breaker:g} ms breaker |",
-        "|---|--:|---|---|--:|--:|",
+        f"| prompt | tokens in | fit | fit error | fits {target:g} ms | under the {breaker:g} ms breaker |{floor_head}",
+        f"|---|--:|---|---|--:|--:|{floor_rule}",
     ]
     for p in plans:
         error = f"RMS {p.rms_ms:.2f} ms" if p.rms_ms is not None else "one case"
         beyond = " (extrapolated)" if p.extrapolated else ""
+        floor_cell = f" {p.floor_max} |" if found else ""
         out.append(
             f"| {cell(p.prompt)} | {p.prompt_tokens} | {cell(p.formula())} | {error} | {p.fits_target}{beyond} "
-            f"| {p.fits_breaker} |"
+            f"| {p.fits_breaker} |{floor_cell}"
         )
     return out
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from npuperf.floor import Floor
 from npuperf.stats import median, tokens_within
 
 
@@ -57,6 +58,8 @@ class Plan:
     worst_pct: float | None
     fits_target: int
     fits_breaker: int
+    # the most new tokens the decode floor allows within the target (None: no floor known)
+    floor_max: int | None = None
 
     @property
     def fitted(self) -> bool:
@@ -71,7 +74,7 @@ class Plan:
         return f"{self.ttft_ms:.2f} ms + (n-1) x {per} ms"
 
 
-def plan_prompt(points: Sequence[Point], target_ms: float, breaker_ms: float) -> Plan:
+def plan_prompt(points: Sequence[Point], target_ms: float, breaker_ms: float, floor: Floor | None = None) -> Plan:
     """The plan for the points of one prompt."""
     first = points[0]
     ttft = median([p.ttft_ms for p in points])
@@ -96,15 +99,16 @@ def plan_prompt(points: Sequence[Point], target_ms: float, breaker_ms: float) ->
         worst_pct=100.0 * worst[0] / worst[1] if fitted and worst[1] else None,
         fits_target=tokens_within(target_ms, ttft, tpot),
         fits_breaker=tokens_within(breaker_ms, ttft, tpot),
+        floor_max=None if floor is None else floor.max_tokens(target_ms, first.prompt_tokens),
     )
 
 
-def plan(points: Iterable[Point], target_ms: float, breaker_ms: float) -> list[Plan]:
+def plan(points: Iterable[Point], target_ms: float, breaker_ms: float, floor: Floor | None = None) -> list[Plan]:
     """One plan per prompt, in the order the prompts were first measured."""
     by_prompt: dict[str, list[Point]] = {}
     for p in points:
         by_prompt.setdefault(p.prompt, []).append(p)
-    return [plan_prompt(ps, target_ms, breaker_ms) for ps in by_prompt.values()]
+    return [plan_prompt(ps, target_ms, breaker_ms, floor) for ps in by_prompt.values()]
 
 
 def points_from_results(cases: Sequence[Mapping[str, Any]]) -> list[Point]:
@@ -127,6 +131,12 @@ def points_from_results(cases: Sequence[Mapping[str, Any]]) -> list[Point]:
             )
         )
     return out
+
+
+def floor_of(session: Mapping[str, Any]) -> Floor | None:
+    """The run's decode floor, from the results JSON's session (None: not computed)."""
+    described = session.get("floor")
+    return None if not described else Floor.from_dict(described)
 
 
 def cold_overhead_ms(session: Mapping[str, Any]) -> float | None:

@@ -82,6 +82,15 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
         },
         "budget_ms": record.budget_ms,
         "baseline": baseline_entry(record),
+        "floor": None
+        if record.floor_ms is None
+        else {
+            "decode_ms_per_token": record.floor_ms,
+            "latency_ms": record.latency_floor_ms,
+            "efficiency": record.efficiency,
+            "feasible": not record.infeasible,
+            "arithmetic": record.infeasible,
+        },
         "background_cores": record.background_cores,
         "outcome": record.verdict.outcome.value,
         "checks": [check_entry(c) for c in record.verdict.checks],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from npuperf.floor import Floor
 from npuperf.report import CaseRecord, planner, row_values
 from npuperf.verdict import Outcome
 
@@ -75,6 +76,8 @@ def phase_table(records: Sequence[CaseRecord]) -> list[str]:
         "decode CPU",
         "peak MB",
     ]
+    floors = any(rec.floor_ms is not None for rec in records)
+    header += ["floor ms", "efficiency"] if floors else []
     rows = []
     for rec in records:
         r = rec.result
@@ -91,6 +94,7 @@ def phase_table(records: Sequence[CaseRecord]) -> list[str]:
                 "-" if r.cpu_cores is None else f"{r.cpu_cores:.2f}",
                 "-" if r.decode_cpu_cores is None else f"{r.decode_cpu_cores:.2f}",
                 "-" if r.peak_rss_mb is None else f"{r.peak_rss_mb:.0f}",
+                *((_ms(rec.floor_ms), "-" if rec.efficiency is None else f"{rec.efficiency:.0%}") if floors else ()),
             ]
         )
     return _aligned(header, rows)
@@ -116,19 +120,23 @@ def points(records: Sequence[CaseRecord]) -> list[planner.Point]:
     return out
 
 
-def fit_lines(records: Sequence[CaseRecord], target_ms: float, breaker_ms: float) -> list[str]:
-    """Per prompt, how many new tokens fit the latency budget (npuperf.report.planner's fit)."""
+def fit_lines(
+    records: Sequence[CaseRecord], target_ms: float, breaker_ms: float, floor: Floor | None = None
+) -> list[str]:
+    """Per prompt, how many new tokens fit the latency budget (npuperf.report.planner's fit), and
+    how many the decode floor would allow at best."""
     lines = []
-    for p in planner.plan(points(records), target_ms, breaker_ms):
+    for p in planner.plan(points(records), target_ms, breaker_ms, floor):
         how = (
             f"{p.formula()}, fit over {p.cases} cases, RMS error {p.rms_ms:.2f} ms"
             if p.fitted
             else f"{p.formula()}, from its one case"
         )
         beyond = f", extrapolated beyond {p.largest_measured}" if p.extrapolated else ""
+        physical = "" if p.floor_max is None else f"; the decode floor allows at most {p.floor_max}"
         lines.append(
             f"{p.prompt_tokens:>5}-token prompt ({p.prompt}): {p.fits_target} new tokens would fit "
-            f"{target_ms:g} ms, {p.fits_breaker} the {breaker_ms:g} ms breaker ({how}{beyond})"
+            f"{target_ms:g} ms, {p.fits_breaker} the {breaker_ms:g} ms breaker ({how}{beyond}){physical}"
         )
     return lines
 

@@ -13,6 +13,7 @@ import pytest
 from npuperf import baselines
 from npuperf.device import htp_simulated
 from npuperf.engines.base import Engine, EngineError
+from npuperf.floor import Floor
 from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, measure_case
 from npuperf.report import CaseRecord, properties
 from npuperf.stats import OnlineHolm
@@ -48,6 +49,7 @@ class Judging:
         self._family: OnlineHolm | None = None
         self._hypotheses: list[tuple[str, str]] = []
         self._rejected_online: set[tuple[str, str]] = set()
+        self.floor: Floor | None = None  # the model's decode floor, when its files told it
 
     def verify(
         self,
@@ -75,12 +77,19 @@ class Judging:
             result, verdict, background = self._confirm(warm, result, verdict, judge, background)
         if base is not None:
             verdict = told_what_changed(verdict, baselines.changes(base.provenance, provenance))
+        budget = s.budget_for(result.case.id)
+        floors = self._floors(result, budget)
+        if floors[2]:
+            verdict = below_the_floor(verdict, floors[2])
         record = CaseRecord(
             result=result,
             verdict=verdict,
-            budget_ms=s.budget_for(result.case.id),
+            budget_ms=budget,
             background_cores=background,
             baseline_recorded_at=None if base is None else base.recorded_at,
+            floor_ms=floors[0],
+            latency_floor_ms=floors[1],
+            infeasible=floors[2],
         )
         self.records.append(record)
         node.user_properties.extend(properties(record))  # JUnit XML's and the HTML table's figures
@@ -100,6 +109,19 @@ class Judging:
             inconclusive = [c.message for c in verdict.checks if c.outcome is Outcome.INCONCLUSIVE]
             fail("\n".join(inconclusive) + "\n(--fail-inconclusive is set)")
         return record
+
+    def _floors(self, result: CaseResult, budget_ms: float) -> tuple[float | None, float | None, str]:
+        """(decode floor per token, latency floor, the arithmetic when the budget is below it)."""
+        if self.floor is None:
+            return None, None, ""
+        lo, hi = result.tokens_generated
+        p, n = result.case.prompt.tokens, round((lo + hi) / 2)
+        latency = self.floor.latency_ms(p, n)
+        return (
+            self.floor.decode_ms(p, n),
+            latency,
+            self.floor.arithmetic(p, n, budget_ms) if latency > budget_ms else "",
+        )
 
     def _judge(self, case: Case, lookup: baselines.Lookup, simulated: bool) -> Judge:
         """The verdict function of one case against its baseline entry (checked to be for this case)."""
@@ -243,6 +265,18 @@ class Judging:
 def simulated_htp(engine: Engine) -> bool:
     """Does the engine run on the HTP simulator (its provider says so: Genie's C API on x86_64)?"""
     return engine.info.provider.endswith("-simulator")
+
+
+def below_the_floor(verdict: CaseVerdict, arithmetic: str) -> CaseVerdict:
+    """The latency budget check of a case whose budget is below the physical floor says so."""
+    return CaseVerdict(
+        checks=tuple(
+            replace(c, message=f"{c.message}; the decode floor makes it impossible here: {arithmetic}")
+            if c.name == "latency budget"
+            else c
+            for c in verdict.checks
+        )
+    )
 
 
 def told_what_changed(verdict: CaseVerdict, changed: Sequence[str]) -> CaseVerdict:

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from npuperf import baselines, device
+from npuperf import baselines, device, floor
 from npuperf.engines.base import Engine, EngineError, EngineOptions, EngineUnavailable, create_engine
 from npuperf.engines.faults import SlowedEngine
 from npuperf.measure import Case, CaseResult, CaseSpec, WarmEngine, case_specs, load_and_warm, measure_case
@@ -84,7 +85,7 @@ class LatencySection:
     # ----- engine ------------------------------------------------------------------------
     def _make_engine(self) -> Engine:
         s = self.run.settings
-        model = str(self.run.path(s.model)) if s.model else ""
+        model = self.run.model()
         extra = {
             "htp_perf_mode": s.htp_perf_mode,
             "genie_backend": s.genie_backend,
@@ -131,7 +132,26 @@ class LatencySection:
         except (EngineError, PromptError, OSError, ValueError) as exc:
             fail(f"engine {s.engine!r} with model {s.model!r}: {exc}")
         self._describe(warm)
+        self._find_floor()
         return warm
+
+    def _find_floor(self) -> None:
+        """The decode floor of the model under test (npuperf.floor), once; a model without files
+        to read it from is a note, never a failure."""
+        s = self.run.settings
+        npu = s.engine == "genie" or s.provider == "qnn"
+        try:
+            bandwidth = floor.choose_bandwidth(s.memory_bandwidth, npu, device.cpu_model())
+            found = floor.for_model(s.engine, Path(self.run.model()), bandwidth)
+        except (floor.FloorError, OSError, ValueError, KeyError) as exc:
+            self.run.notes.append(f"decode floor: not computed ({exc})")
+            return
+        self.judging.floor = found
+        self.run.notes.append(
+            f"decode floor: {found.weight_bytes / 1e6:.1f} MB of weights per step ({found.weights_source}) + "
+            f"{found.kv_bytes_per_position / 1e3:.1f} kB of KV cache per position, at "
+            f"{found.bandwidth.gb_per_s:.1f} GB/s ({found.bandwidth.source})"
+        )
 
     def _fits_context(self, engine: Engine) -> bool:
         """Once, right after loading: stop the run with a usage error if a case cannot fit the context."""

@@ -100,8 +100,10 @@ class Outputs:
                 Line("token budgets that fit, per prompt (the budget planner: latency ~ TTFT + (n-1) x TPOT):")
             )
             s = self.run.settings
-            lines += [Line(f"  {text}") for text in terminal.fit_lines(records, s.latency_budget_ms, s.breaker_ms)]
+            fits = terminal.fit_lines(records, s.latency_budget_ms, s.breaker_ms, self.latency.judging.floor)
+            lines += [Line(f"  {text}") for text in fits]
         lines += [Line(text, warn=True) for text in terminal.over_tolerance_lines(records)]
+        lines += [Line(f"  INFEASIBLE  {r.case_id}: {r.infeasible}", warn=True) for r in records if r.infeasible]
         lines += [
             Line(
                 f"INCONCLUSIVE  {case_id} {metric}: full-grid Holm would call it regressed; it was judged before "
@@ -223,6 +225,9 @@ class Outputs:
                 "source": None if lookup is None or lookup.source is None else self.run.show(lookup.source),
                 "changed": [] if lookup is None or lookup.file is None else self.latency.changed_since(lookup.file),
             }
+        found = self.latency.judging.floor
+        if found is not None:
+            entry["floor"] = found.describe()
         if self.history_run is not None:
             entry["history"] = {"path": self.run.settings.history, "run": self.history_run}
         if self.npu.probed is not None:

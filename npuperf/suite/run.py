@@ -13,7 +13,7 @@ from typing import Generic, NoReturn, TypeVar
 
 import pytest
 
-from npuperf import __version__, device
+from npuperf import __version__, device, twins
 from npuperf.machine import LoadMeter
 from npuperf.settings import Settings
 from npuperf.verdict import Check, Outcome
@@ -95,6 +95,7 @@ class Run:
         self.notes: list[str] = []
         self.checks: list[Check] = []  # session-level checks (load, cold call, NPU, service), in order
         self.meter = LoadMeter()
+        self._model: Memo[str] = Memo()
 
     def busy(self, cores: float | None) -> bool:
         """Did the rest of the machine keep more than --max-background-cores busy?"""
@@ -142,12 +143,26 @@ class Run:
             fail(check.message + "\n(--fail-inconclusive is set)")
         return check
 
+    def model(self) -> str:
+        """--model as a path; a shape twin (synthetic:<preset>) is built into the cache first, once.
+        A twin that cannot be had fails every test that needs it with the reason, once each."""
+        return self._model.get(self._resolve_model)
+
+    def _resolve_model(self) -> str:
+        s = self.settings
+        if not s.model.startswith(twins.PREFIX):
+            return str(self.path(s.model)) if s.model else ""
+        try:
+            return twins.resolve(s.model, self.progress)
+        except twins.TwinError as exc:
+            fail(f"--model {s.model}: {exc}")
+
     def http_tokenizer(self) -> Path:
         """--http-tokenizer; else the --model's tokenizer.json (folder, or a Genie config's folder); else embedded."""
         s = self.settings
         if s.http_tokenizer:
             return self.path(s.http_tokenizer)
-        model = self.path(s.model) if s.model and s.engine != "http" else None
+        model = Path(self.model()) if s.model and s.engine != "http" else None
         if model is not None:
             for candidate in (model / "tokenizer.json", model.parent / "tokenizer.json"):
                 if candidate.is_file():

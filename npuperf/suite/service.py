@@ -74,7 +74,7 @@ class ServiceSection:
             )
         log = Path(tempfile.gettempdir()) / f"npuperf-server-{os.getpid()}.log"
         self.run.progress(f"starting the reference server (python -m npuperf.server, {s.engine} {s.model})")
-        args = ["--engine", s.engine, "--model", str(self.run.path(s.model)), "--ep", s.provider]
+        args = ["--engine", s.engine, "--model", self.run.model(), "--ep", s.provider]
         args += ["--htp-perf-mode", s.htp_perf_mode, "--breaker-ms", f"{s.breaker_ms:g}"]
         if s.engine == "genie":
             args += ["--genie-backend", s.genie_backend]

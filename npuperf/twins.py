@@ -1,0 +1,184 @@
+"""Shape twins: real models' exact architecture with random weights, built on demand.
+
+``--model synthetic:qwen2-0.5b`` runs the suite on a model with Qwen2-0.5B's shape (layers,
+heads, KV heads, hidden and MLP widths, the 151 936-row vocabulary, tied embeddings), int4
+for onnxruntime-genai's CPU provider. Its weights are random (the text it writes is
+meaningless) and its tokenizer is trained on the project's corpus, so prompts are shorter in
+characters than Qwen's for the same token count; the work per token - what latency measures -
+is the real model's.
+
+Twins are built once into a cache folder outside the repository (``NPUPERF_CACHE``, else the
+user's cache folder) under ``b<BUILDER>/synthetic-<preset>`` and reused: the key is the preset
+and this builder's version. A preset that cannot be built on this machine (its random fp32
+weights alone would not fit in memory) is refused with the arithmetic.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from npuperf import synth
+
+BUILDER = 1  # bump when what a twin is built from changes (recipe fields, builder options)
+PREFIX = "synthetic:"
+
+
+class TwinError(ValueError):
+    """A preset that is unknown, cannot be built here, or failed to build; the message says which."""
+
+
+@dataclass(frozen=True)
+class Twin:
+    """A real model's decoder shape (its config.json) and what its twin is built with."""
+
+    preset: str
+    real_model: str
+    vocab: int
+    hidden: int
+    intermediate: int
+    layers: int
+    heads: int
+    kv_heads: int
+    tied: bool
+    rope_theta: float
+    context: int = 4096  # the twin's context window (the real models' is longer; KV is allocated for this)
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    def params(self) -> int:
+        """Every parameter, the embedding once (tied: it is the LM head too). Qwen2 has q/k/v biases."""
+        kv = self.kv_heads * self.head_dim
+        attention = self.hidden * self.hidden * 2 + self.hidden * kv * 2 + self.hidden + 2 * kv
+        layer = attention + 3 * self.hidden * self.intermediate + 2 * self.hidden
+        embeddings = self.vocab * self.hidden * (1 if self.tied else 2)
+        return self.layers * layer + self.hidden + embeddings
+
+    def recipe(self) -> synth.Recipe:
+        return synth.Recipe(
+            name=folder_name(self.preset),
+            vocab_target=8192,
+            hidden_size=self.hidden,
+            intermediate_size=self.intermediate,
+            layers=self.layers,
+            heads=self.heads,
+            kv_heads=self.kv_heads,
+            context=self.context,
+            seed=20261126,
+            model_vocab=self.vocab,
+            tied=self.tied,
+            rope_theta=self.rope_theta,
+        )
+
+
+# The shapes of the published config.json files (Qwen/Qwen2-0.5B, Qwen/Qwen2.5-1.5B, Qwen/Qwen2-7B).
+TWINS = {
+    t.preset: t
+    for t in (
+        Twin("qwen2-0.5b", "Qwen2-0.5B", 151936, 896, 4864, 24, 14, 2, tied=True, rope_theta=1e6),
+        Twin("qwen2.5-1.5b", "Qwen2.5-1.5B", 151936, 1536, 8960, 28, 12, 2, tied=True, rope_theta=1e6),
+        Twin("qwen2-7b", "Qwen2-7B", 152064, 3584, 18944, 28, 28, 4, tied=False, rope_theta=1e6),
+    )
+}
+
+# Peak memory of a build as a multiple of the twin's fp32 weights (torch's random init, the saved
+# safetensors read back by the builder, its int4 quantization). Measured (benchmarks/twin_build.py,
+# docs/twins.md): qwen2-0.5b 5.54 GiB over 1.84 GiB (3.0x), qwen2.5-1.5b 14.78 GiB over 5.75 GiB
+# (2.6x); the refusal below takes the larger with 2 GiB of headroom.
+PEAK_PER_FP32_BYTE = 3.0
+HEADROOM = 2 * 2**30
+
+
+def folder_name(preset: str) -> str:
+    return f"synthetic-{preset}"
+
+
+def cache_root() -> Path:
+    """Where twins are kept: $NPUPERF_CACHE, else the platform's user cache folder."""
+    if os.environ.get("NPUPERF_CACHE"):
+        return Path(os.environ["NPUPERF_CACHE"])
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "npuperf" / "cache"
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "npuperf"
+
+
+def twin(preset: str) -> Twin:
+    if preset not in TWINS:
+        raise TwinError(f"unknown shape-twin preset {preset!r}; presets: {', '.join(sorted(TWINS))}")
+    return TWINS[preset]
+
+
+def location(preset: str) -> Path:
+    return cache_root() / f"b{BUILDER}" / folder_name(twin(preset).preset)
+
+
+def fits_here(t: Twin, total_bytes: int) -> str | None:
+    """Why ``t`` cannot be built on a machine with ``total_bytes`` of memory (None: it can)."""
+    fp32 = 4 * t.params()
+    need = PEAK_PER_FP32_BYTE * fp32 + HEADROOM
+    if need <= total_bytes:
+        return None
+    return (
+        f"{t.preset} cannot be built on this machine: {t.params() / 1e9:.2f} B parameters are "
+        f"{fp32 / 2**30:.1f} GiB as random fp32 weights, and a build peaks at about {PEAK_PER_FP32_BYTE:g}x "
+        f"that plus 2 GiB ({need / 2**30:.1f} GiB; measured, docs/twins.md); this machine has "
+        f"{total_bytes / 2**30:.1f} GiB. Its decode floor still comes from its config: python -m npuperf floor "
+        f"--preset {t.preset}"
+    )
+
+
+def _memory() -> int:
+    import psutil
+
+    return int(psutil.virtual_memory().total)
+
+
+Log = Callable[[str], None]
+
+
+def ensure(preset: str, log: Log = print) -> Path:
+    """The twin's model folder, built first when it is not in the cache (with progress on ``log``)."""
+    t = twin(preset)
+    out = location(preset)
+    if (out / "genai_config.json").is_file() and (out / synth.MANIFEST).is_file():
+        return out
+    problem = fits_here(t, _memory())
+    if problem is not None:
+        raise TwinError(problem)
+    if out.exists():  # a build that did not finish: its folder is never left half-written, but be sure
+        shutil.rmtree(out)
+    log(
+        f"building shape twin {preset} ({t.real_model}'s shape, {t.params() / 1e9:.2f} B parameters, random "
+        f"weights) into {out}; once, then reused"
+    )
+    started = time.monotonic()
+    last = [0.0]
+
+    def on_layer(done: int, total: int) -> None:
+        if time.monotonic() - last[0] >= 5 or done == total:  # a line every few seconds, not one per layer
+            last[0] = time.monotonic()
+            width = 24
+            bar = "#" * (width * done // total)
+            log(f"  [{bar:<{width}}] layer {done}/{total}, {time.monotonic() - started:.0f} s")
+
+    try:
+        synth.build(t.recipe(), out, log=lambda line: log(f"  {line}"), on_layer=on_layer)
+    except synth.SynthError as exc:
+        raise TwinError(f"shape twin {preset}: {exc}") from exc
+    log(f"shape twin {preset} built in {time.monotonic() - started:.0f} s: {out}")
+    return out
+
+
+def resolve(model: str, log: Log = print) -> str:
+    """``synthetic:<preset>`` as a model folder (built when needed); any other model as given."""
+    if not model.startswith(PREFIX):
+        return model
+    return str(ensure(model[len(PREFIX) :], log))
