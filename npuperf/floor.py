@@ -149,7 +149,7 @@ class Floor:
             f"{verdict}: {new_tokens} tokens after a {prompt_tokens}-token prompt need at least "
             f"{prefill:.3g} ms (prefill: one pass over {weights} of weights) + "
             f"{max(new_tokens - 1, 0)} x {step:.3g} ms (decode floor: {weights} + KV {kv} at "
-            f"{self.bandwidth.gb_per_s:.1f} GB/s) = {total:.4g} ms "
+            f"{self.bandwidth.gb_per_s:.3g} GB/s) = {total:.4g} ms "
             f"{'>' if total > budget_ms else '<='} {budget_ms:g} ms"
         )
 

@@ -16,6 +16,9 @@ import httpx  # noqa: F401
 import matplotlib.pyplot  # noqa: F401  (numpy, under the report's charts: it cannot load twice either)
 import pytest
 
+with contextlib.suppress(ImportError):  # the decode floor counts ONNX initializers with it, inside pytester
+    import onnx  # noqa: F401  (runs too: a second import of its protobuf extension aborts the process)
+
 # pytester's in-process runs restore sys.modules afterwards: a module first imported inside
 # one of them is imported again later, and httpx then fails to map the new httpcore's
 # exceptions. Importing the HTTP stack here keeps one copy for the whole session. numpy (under
@@ -24,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "models" / "tiny-qwen2"
 
-# Looked up, not imported: importing onnx in a process that loaded onnxruntime-genai aborts it.
+# Tests that need onnx (rebuilding a model) skip without it.
 needs_onnx = pytest.mark.skipif(
     importlib.util.find_spec("onnx") is None,
     reason="building the fallback model needs onnx: pip install -r requirements-synth.txt",

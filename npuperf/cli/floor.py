@@ -46,7 +46,7 @@ def render(found: floor.Floor, prompt: int, tokens: int, budget_ms: float) -> tu
     lines = [
         f"weights read per decode step: {floor.size(found.weight_bytes)} ({found.weights_source})",
         f"KV cache per position: {found.kv_bytes_per_position / 1e3:.1f} kB ({found.kv_source})",
-        f"bandwidth: {found.bandwidth.gb_per_s:.1f} GB/s ({found.bandwidth.source})",
+        f"bandwidth: {found.bandwidth.gb_per_s:.3g} GB/s ({found.bandwidth.source})",
         f"decode floor: {found.decode_ms(prompt, tokens):.2f} ms per token at a {prompt}-token prompt",
         found.arithmetic(prompt, tokens, budget_ms),
         f"the floor allows at most {found.max_tokens(budget_ms, prompt)} new tokens within {budget_ms:g} ms",

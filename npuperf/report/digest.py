@@ -163,7 +163,8 @@ def _worst(worst_first: Sequence[CaseRow]) -> str:
     share = f"{w.median_ms / w.budget_ms:.0%} of its {w.budget_ms:g} ms budget"
     if w.regressed:
         return f"worst: {w.id} {w.median_ms:.2f} ms median, {w.delta} vs baseline ({share})"
-    return f"slowest against its budget: {w.id} {w.median_ms:.2f} ms median ({share}, {w.delta} vs baseline)"
+    versus = "no baseline" if w.ratio is None else f"{w.delta} vs baseline"
+    return f"slowest against its budget: {w.id} {w.median_ms:.2f} ms median ({share}, {versus})"
 
 
 def conditions(doc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:

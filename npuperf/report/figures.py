@@ -24,6 +24,7 @@ FAILED_EDGE = "#c0392b"
 BUDGET_COLOUR = "#e67e22"
 BREAKER_COLOUR = "#c0392b"
 BASELINE_COLOUR = "#222222"
+FLOOR_COLOUR = "#2e8b57"
 SERIES = ("#3b6ea8", "#e67e22", "#2e8b57", "#8e44ad", "#c0392b", "#7f8c8d", "#b8860b", "#17becf")
 SLOWEST_GAPS = 40  # gaps above the 95th percentile drawn per case, slowest first
 OFF_SCALE = 3.0  # a limit more than 3x the tallest bar is named at the top instead of squashing the bars
@@ -182,7 +183,12 @@ def latency_bars(cases: Sequence[Case], limits: Limits) -> str:
         if bx:
             ax.scatter(bx, by, marker="_", s=500, linewidths=2.2, color=BASELINE_COLOUR, zorder=5,
                        label="baseline median")  # fmt: skip
-        _limit_lines(ax, max([*p90, *by, 1e-9]), limits)
+        floors = [(x, (c.get("floor") or {}).get("latency_ms")) for x, c in zip(xs, group, strict=True)]
+        floors = [(x, f) for x, f in floors if f]
+        if floors:
+            ax.scatter([x for x, _ in floors], [f for _, f in floors], marker="_", s=500, linewidths=2.2,
+                       color=FLOOR_COLOUR, zorder=6, label="decode floor (no engine can be faster)")  # fmt: skip
+        _limit_lines(ax, max([*p90, *by, *(f for _, f in floors), 1e-9]), limits)
         ax.set_xticks(list(xs), [str(c["new_tokens"]) for c in group])
         ax.set_xlabel("new tokens")
         ax.set_ylabel("latency ms")

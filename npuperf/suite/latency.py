@@ -150,7 +150,7 @@ class LatencySection:
         self.run.notes.append(
             f"decode floor: {found.weight_bytes / 1e6:.1f} MB of weights per step ({found.weights_source}) + "
             f"{found.kv_bytes_per_position / 1e3:.1f} kB of KV cache per position, at "
-            f"{found.bandwidth.gb_per_s:.1f} GB/s ({found.bandwidth.source})"
+            f"{found.bandwidth.gb_per_s:.3g} GB/s ({found.bandwidth.source})"
         )
 
     def _fits_context(self, engine: Engine) -> bool:

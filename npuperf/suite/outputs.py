@@ -104,6 +104,15 @@ class Outputs:
             lines += [Line(f"  {text}") for text in fits]
         lines += [Line(text, warn=True) for text in terminal.over_tolerance_lines(records)]
         lines += [Line(f"  INFEASIBLE  {r.case_id}: {r.infeasible}", warn=True) for r in records if r.infeasible]
+        faster = [r.case_id for r in records if r.efficiency is not None and r.efficiency > 1.0]
+        if faster:
+            lines.append(
+                Line(
+                    f"decode floor: {', '.join(faster)} measured faster than the floor, which cannot be: its bytes or "
+                    "bandwidth are wrong for this machine (--memory-bandwidth; docs/twins.md)",
+                    warn=True,
+                )
+            )
         lines += [
             Line(
                 f"INCONCLUSIVE  {case_id} {metric}: full-grid Holm would call it regressed; it was judged before "
