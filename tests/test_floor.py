@@ -160,9 +160,7 @@ def test_a_preset_too_big_for_the_machine_is_refused_with_the_arithmetic() -> No
     assert twins.fits_here(twins.TWINS["qwen2-0.5b"], 24 * 2**30) is None
 
 
-def test_twins_live_in_the_cache_keyed_by_preset_and_builder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_twins_live_in_the_cache_keyed_by_preset_and_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path))
     assert twins.location("qwen2-0.5b") == tmp_path / f"b{twins.BUILDER}" / "synthetic-qwen2-0.5b"
     assert twins.resolve("models/tiny-qwen2") == "models/tiny-qwen2"  # not a twin: as given
