@@ -21,6 +21,8 @@ from pathlib import Path
 
 import psutil
 
+from npuperf import device
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -59,7 +61,7 @@ def main() -> int:
     args = p.parse_args()
     mem = psutil.virtual_memory().total
     print(
-        f"machine: {platform.processor() or platform.machine()}, {psutil.cpu_count()} cores, "
+        f"machine: {device.cpu_model()} ({platform.machine()}), {psutil.cpu_count()} cores, "
         f"{mem / 2**30:.1f} GiB, python {platform.python_version()}"
     )
     with tempfile.TemporaryDirectory(prefix="npuperf-twins-") as tmp:
