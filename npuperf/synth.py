@@ -28,6 +28,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 CORPUS = Path(__file__).parent / "data" / "corpus.txt"
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
@@ -113,6 +114,10 @@ def _save_random_qwen2(recipe: Recipe, vocab_size: int, out: Path) -> None:
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
     torch.manual_seed(recipe.seed)
+    # a twin's RoPE base is its real model's; the embedded model keeps the default it was built with
+    rope: dict[str, Any] = {}
+    if recipe.model_vocab:
+        rope["rope_parameters"] = {"rope_type": "default", "rope_theta": recipe.rope_theta}
     config = Qwen2Config(
         vocab_size=max(vocab_size, recipe.model_vocab),
         hidden_size=recipe.hidden_size,
@@ -124,7 +129,7 @@ def _save_random_qwen2(recipe: Recipe, vocab_size: int, out: Path) -> None:
         bos_token_id=0,
         eos_token_id=0,
         tie_word_embeddings=recipe.tied,
-        rope_parameters={"rope_type": "default", "rope_theta": recipe.rope_theta},
+        **rope,
     )
     Qwen2ForCausalLM(config).eval().save_pretrained(str(out))
 
@@ -177,6 +182,16 @@ def _pin_threads(config: Path) -> None:
     config.write_text(json.dumps(doc, indent=4) + "\n", encoding="utf-8")
 
 
+TWIN_FIELDS = ("model_vocab", "tied", "rope_theta")
+
+
+def _recipe_doc(recipe: Recipe) -> dict[str, Any]:
+    """The recipe as the manifest records it; the embedded model's keeps the fields it was built with
+    (its manifest is part of its bytes, and so of the model hash its baselines are keyed by)."""
+    doc = asdict(recipe)
+    return doc if recipe.model_vocab else {k: v for k, v in doc.items() if k not in TWIN_FIELDS}
+
+
 def _decode_read_bytes(model: Path) -> int | None:
     """Bytes one decode step reads, counted from the ONNX initializers (npuperf.floor)."""
     from npuperf import floor
@@ -226,7 +241,7 @@ def build(  # type: ignore[no-untyped-def]
             (built / "config.json").write_bytes((hf / "config.json").read_bytes())
             counted = _decode_read_bytes(built / "model.onnx")
         manifest = {
-            "recipe": asdict(recipe),
+            "recipe": _recipe_doc(recipe),
             "vocab_size": vocab,
             **({"embedding_rows": rows} if recipe.model_vocab else {}),
             **({"decode_read_bytes": counted} if counted else {}),

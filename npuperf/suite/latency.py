@@ -132,26 +132,8 @@ class LatencySection:
         except (EngineError, PromptError, OSError, ValueError) as exc:
             fail(f"engine {s.engine!r} with model {s.model!r}: {exc}")
         self._describe(warm)
-        self._find_floor()
+        self.judging.floor = find_floor(self.run)
         return warm
-
-    def _find_floor(self) -> None:
-        """The decode floor of the model under test (npuperf.floor), once; a model without files
-        to read it from is a note, never a failure."""
-        s = self.run.settings
-        npu = s.engine == "genie" or s.provider == "qnn"
-        try:
-            bandwidth = floor.choose_bandwidth(s.memory_bandwidth, npu, device.cpu_model())
-            found = floor.for_model(s.engine, Path(self.run.model()), bandwidth)
-        except (floor.FloorError, OSError, ValueError, KeyError) as exc:
-            self.run.notes.append(f"decode floor: not computed ({exc})")
-            return
-        self.judging.floor = found
-        self.run.notes.append(
-            f"decode floor: {found.weight_bytes / 1e6:.1f} MB of weights per step ({found.weights_source}) + "
-            f"{found.kv_bytes_per_position / 1e3:.1f} kB of KV cache per position, at "
-            f"{found.bandwidth.gb_per_s:.3g} GB/s ({found.bandwidth.source})"
-        )
 
     def _fits_context(self, engine: Engine) -> bool:
         """Once, right after loading: stop the run with a usage error if a case cannot fit the context."""
@@ -304,3 +286,27 @@ def _on_simulator(warm: WarmEngine, check: Check) -> Check:
     if not simulated_htp(warm.engine):
         return check
     return replace(check, outcome=Outcome.OK, message=f"{check.message} (HTP simulator: not applied)")
+
+
+def find_floor(run: Run) -> floor.Floor | None:
+    """The decode floor of the model under test (npuperf.floor), with a note saying what it rests
+    on; a model without files to read it from is a note, never a failure (and measures nothing)."""
+    s = run.settings
+    model = Path(run.model()) if s.model else None
+    if model is None or not (model.is_dir() or (s.engine == "genie" and model.is_file())):
+        run.notes.append(f"decode floor: not computed (engine {s.engine!r} has no model files to read it from)")
+        return None
+    try:
+        bandwidth = floor.choose_bandwidth(
+            s.memory_bandwidth, s.engine == "genie" or s.provider == "qnn", device.cpu_model()
+        )
+        found = floor.for_model(s.engine, model, bandwidth)
+    except (floor.FloorError, OSError, ValueError, KeyError) as exc:
+        run.notes.append(f"decode floor: not computed ({exc})")
+        return None
+    run.notes.append(
+        f"decode floor: {found.weight_bytes / 1e6:.1f} MB of weights per step ({found.weights_source}) + "
+        f"{found.kv_bytes_per_position / 1e3:.1f} kB of KV cache per position, at "
+        f"{found.bandwidth.gb_per_s:.3g} GB/s ({found.bandwidth.source})"
+    )
+    return found
