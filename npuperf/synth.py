@@ -157,10 +157,12 @@ def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path, on_layer: Lay
     lines: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:  # "Reading layer 3": the builder's progress, passed on
+        for line in proc.stdout:  # "Reading layer 3", "Saving ONNX model": the builder's progress, passed on
             lines.append(line.rstrip())
             if on_layer is not None and line.startswith("Reading layer "):
                 on_layer(int(line.split()[2]) + 1, recipe.layers)
+            elif on_layer is not None and line.startswith("Saving ONNX model"):
+                on_layer(recipe.layers + 1, recipe.layers)  # past the layers: quantized, writing the files
     if proc.returncode != 0:
         tail = "\n".join(lines[-15:])
         raise SynthError(f"onnxruntime-genai model builder failed (exit {proc.returncode}):\n{tail}")

@@ -163,11 +163,12 @@ def ensure(preset: str, log: Log = print) -> Path:
     last = [0.0]
 
     def on_layer(done: int, total: int) -> None:
-        if time.monotonic() - last[0] >= 5 or done == total:  # a line every few seconds, not one per layer
+        elapsed = time.monotonic() - started
+        if done > total:
+            log(f"  [{'#' * 24}] {total} layers quantized to int4; writing the model files, {elapsed:.0f} s")
+        elif time.monotonic() - last[0] >= 5 or done == total:  # a line every few seconds, not one per layer
             last[0] = time.monotonic()
-            width = 24
-            bar = "#" * (width * done // total)
-            log(f"  [{bar:<{width}}] layer {done}/{total}, {time.monotonic() - started:.0f} s")
+            log(f"  [{'#' * (24 * done // total):<24}] layer {done}/{total}, {elapsed:.0f} s")
 
     try:
         synth.build(t.recipe(), out, log=lambda line: log(f"  {line}"), on_layer=on_layer)
