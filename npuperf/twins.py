@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from npuperf import synth
+from npuperf import atomic, synth
 
 BUILDER = 1  # bump when what a twin is built from changes (recipe fields, builder options)
 PREFIX = "synthetic:"
@@ -144,19 +144,46 @@ def _memory() -> int:
 Log = Callable[[str], None]
 
 
+def _ready(out: Path) -> bool:
+    return (out / "genai_config.json").is_file() and (out / synth.MANIFEST).is_file()
+
+
 def ensure(preset: str, log: Log = print) -> Path:
-    """The twin's model folder, built first when it is not in the cache (with progress on ``log``)."""
+    """The twin's model folder, built first when it is not in the cache (with progress on ``log``).
+
+    Two runs that want the same twin at once: one builds it under a lock, the other waits for the
+    lock (up to BUILD_WAIT_S) and then uses it.
+    """
     t = twin(preset)
     out = location(preset)
-    if (out / "genai_config.json").is_file() and (out / synth.MANIFEST).is_file():
+    if _ready(out):
         return out
     problem = fits_here(t, _memory())
     if problem is not None:
         raise TwinError(problem)
+    try:
+        with atomic.locked(out.parent / f".{out.name}.lock", timeout_s=BUILD_WAIT_S):
+            if _ready(out):  # built by another run while this one waited
+                return out
+            _build(t, out, log)
+    except atomic.LockTimeout as exc:
+        raise TwinError(f"shape twin {preset}: {exc} (another run is building it?)") from exc
+    except OSError as exc:
+        raise TwinError(
+            f"shape twin {preset}: cannot write the cache at {out} ({exc.strerror or exc}); "
+            "set NPUPERF_CACHE to a writable folder"
+        ) from exc
+    return out
+
+
+BUILD_WAIT_S = 1800.0  # the largest build here takes 88 s; a waiting run gives up after this
+
+
+def _build(t: Twin, out: Path, log: Log) -> None:
     if out.exists():  # a build that did not finish: its folder is never left half-written, but be sure
         shutil.rmtree(out)
     log(
-        f"building shape twin {preset} ({t.real_model}'s shape, {t.params() / 1e9:.2f} B parameters, random "
+        f"building shape twin {t.preset} ({t.real_model}'s shape, {t.params() / 1e9:.2f} B parameters, random "
         f"weights) into {out}; once, then reused"
     )
     started = time.monotonic()
@@ -173,9 +200,8 @@ def ensure(preset: str, log: Log = print) -> Path:
     try:
         synth.build(t.recipe(), out, log=lambda line: log(f"  {line}"), on_layer=on_layer)
     except synth.SynthError as exc:
-        raise TwinError(f"shape twin {preset}: {exc}") from exc
-    log(f"shape twin {preset} built in {time.monotonic() - started:.0f} s: {out}")
-    return out
+        raise TwinError(f"shape twin {t.preset}: {exc}") from exc
+    log(f"shape twin {t.preset} built in {time.monotonic() - started:.0f} s: {out}")
 
 
 def resolve(model: str, log: Log = print) -> str:

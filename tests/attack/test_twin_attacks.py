@@ -1,0 +1,141 @@
+"""Hostile and unlucky requests for shape twins: unknown presets, a preset too big for the
+machine, a cache that cannot be written, missing synth requirements, two runs wanting the
+same twin at once. Each is one clear line, nothing half-built, no traceback."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from attack.conftest import Attack
+from conftest import copy_suite, small_suite_ini
+from npuperf import atomic, synth, twins
+
+pytestmark = pytest.mark.timeout(300)
+
+REAL = ("--engine=ort-genai", "--token-budgets=4", "--prompt-lengths=8", "--repetitions=3")
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> pytest.Pytester:
+    monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path / "cache"))
+    return copy_suite(pytester, monkeypatch, small_suite_ini())
+
+
+@pytest.mark.attack("twins: bad requests")
+@pytest.mark.parametrize("model", ["synthetic:llama-70b", "synthetic:", "synthetic:QWEN2-0.5B"])
+def test_an_unknown_preset_is_a_usage_error_naming_the_presets(
+    suite: pytest.Pytester, attack: Attack, model: str
+) -> None:
+    attack.tried()
+    result = suite.runpytest("perf_tests", *REAL, f"--model={model}")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    err = result.stderr.str()
+    assert "--model: unknown shape twin" in err
+    assert "presets: qwen2-0.5b, qwen2-7b, qwen2.5-1.5b" in err
+
+
+@pytest.mark.attack("twins: bad requests")
+def test_a_preset_too_big_fails_its_tests_with_the_arithmetic_and_writes_nothing(
+    suite: pytest.Pytester, attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    attack.tried()
+    monkeypatch.setattr(twins, "_memory", lambda: 24 * 2**30)
+    result = suite.runpytest("perf_tests", *REAL, "--model=synthetic:qwen2-7b")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert "--model synthetic:qwen2-7b: qwen2-7b cannot be built on this machine: 7.62 B parameters" in out
+    assert "Traceback" not in out
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.attack("twins: bad requests")
+def test_missing_synth_requirements_say_what_to_install(
+    suite: pytest.Pytester, attack: Attack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attack.tried()
+
+    def no_torch(*args: object, **kwargs: object) -> Path:
+        raise synth.SynthError(
+            "synthetic models need the synth requirements (No module named 'torch'); "
+            "install them with: pip install -r requirements-synth.txt"
+        )
+
+    monkeypatch.setattr(synth, "build", no_torch)
+    result = suite.runpytest("perf_tests", *REAL, "--model=synthetic:qwen2-0.5b")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "pip install -r requirements-synth.txt" in result.stdout.str()
+    assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.attack("twins: bad requests")
+def test_a_cache_that_cannot_be_written_is_one_line(
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    attack.tried()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file", encoding="utf-8")
+    monkeypatch.setenv("NPUPERF_CACHE", str(blocker / "cache"))
+    with pytest.raises(twins.TwinError, match=r"cannot write the cache at .*set NPUPERF_CACHE to a writable folder"):
+        twins.ensure("qwen2-0.5b", log=lambda line: None)
+
+
+@pytest.mark.attack("twins: two runs at once")
+def test_a_run_waits_for_another_building_the_same_twin_then_uses_it(
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    attack.tried()
+    monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path))
+    out = twins.location("qwen2-0.5b")
+    out.parent.mkdir(parents=True)
+    builds: list[str] = []
+    monkeypatch.setattr(twins, "_build", lambda t, o, log: builds.append(t.preset))
+    holding, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:  # holds the build lock, "builds", releases
+        with atomic.locked(out.parent / f".{out.name}.lock"):
+            holding.set()
+            release.wait(10)
+            out.mkdir()
+            (out / "genai_config.json").write_text("{}", encoding="utf-8")
+            (out / synth.MANIFEST).write_text("{}", encoding="utf-8")
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    holding.wait(10)
+    threading.Timer(0.5, release.set).start()
+    started = time.monotonic()
+    assert twins.ensure("qwen2-0.5b", log=lambda line: None) == out
+    thread.join(10)
+    assert time.monotonic() - started >= 0.4  # it waited for the other build
+    assert builds == []  # and did not build again
+
+
+@pytest.mark.attack("twins: two runs at once")
+def test_a_build_held_too_long_by_another_run_is_one_line(
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    attack.tried()
+    monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path))
+    monkeypatch.setattr(twins, "BUILD_WAIT_S", 0.3)
+    out = twins.location("qwen2-0.5b")
+    out.parent.mkdir(parents=True)
+    holding, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with atomic.locked(out.parent / f".{out.name}.lock"):
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    holding.wait(10)
+    try:
+        with pytest.raises(twins.TwinError, match="another run is building it"):
+            twins.ensure("qwen2-0.5b", log=lambda line: None)
+    finally:
+        release.set()
+        thread.join(10)
