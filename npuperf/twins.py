@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from npuperf import atomic, synth
+from npuperf import atomic, floor, synth
 
 BUILDER = 1  # bump when what a twin is built from changes (recipe fields, builder options)
 PREFIX = "synthetic:"
@@ -53,13 +53,21 @@ class Twin:
     def head_dim(self) -> int:
         return self.hidden // self.heads
 
+    def config(self) -> dict[str, object]:
+        """The real model's config.json fields that decide its shape."""
+        return {
+            "hidden_size": self.hidden,
+            "num_attention_heads": self.heads,
+            "num_key_value_heads": self.kv_heads,
+            "num_hidden_layers": self.layers,
+            "intermediate_size": self.intermediate,
+            "vocab_size": self.vocab,
+            "tie_word_embeddings": self.tied,
+        }
+
     def params(self) -> int:
-        """Every parameter, the embedding once (tied: it is the LM head too). Qwen2 has q/k/v biases."""
-        kv = self.kv_heads * self.head_dim
-        attention = self.hidden * self.hidden * 2 + self.hidden * kv * 2 + self.hidden + 2 * kv
-        layer = attention + 3 * self.hidden * self.intermediate + 2 * self.hidden
-        embeddings = self.vocab * self.hidden * (1 if self.tied else 2)
-        return self.layers * layer + self.hidden + embeddings
+        """Every parameter: what a decode step reads (npuperf.floor), plus an untied embedding table."""
+        return floor.Shape.from_config(self.config()).decode_params() + (0 if self.tied else self.vocab * self.hidden)
 
     def recipe(self) -> synth.Recipe:
         return synth.Recipe(

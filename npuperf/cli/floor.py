@@ -15,16 +15,7 @@ from npuperf.cli.runs import CliError
 
 
 def preset_config(preset: str) -> dict[str, object]:
-    t = twins.TWINS[preset]
-    return {
-        "hidden_size": t.hidden,
-        "num_attention_heads": t.heads,
-        "num_key_value_heads": t.kv_heads,
-        "num_hidden_layers": t.layers,
-        "intermediate_size": t.intermediate,
-        "vocab_size": t.vocab,
-        "tie_word_embeddings": t.tied,
-    }
+    return twins.TWINS[preset].config()
 
 
 def find(preset: str | None, model: Path | None, engine: str, precision: str, bandwidth: str) -> floor.Floor:
