@@ -75,3 +75,20 @@ def test_plans_come_per_prompt_in_measured_order() -> None:
 def test_cold_overhead() -> None:
     assert cold_overhead_ms({"cold": {"latency_ms": 30.0}, "warm_latency_ms": 12.5}) == pytest.approx(17.5)
     assert cold_overhead_ms({}) is None
+
+
+def test_the_floor_caps_a_fit_that_cannot_see_the_kv_cache_grow() -> None:
+    from npuperf.floor import Bandwidth, Floor
+
+    # 1 MB of weights and 10 kB of KV per position at 10 GB/s: 0.1 ms + 0.001 ms per position of context
+    f = Floor(1e6, 1e4, Bandwidth(10.0, "given"), "w", "kv")
+    pts = [point(n, 0.2 + (n - 1) * 0.1, ttft=0.2) for n in (8, 16)]  # a line: 1 + floor(499.8 / 0.1) = 4999
+    p = plan_prompt(pts, 500, 2000, f)
+    assert p.floor_max == f.max_tokens(500, 8)
+    assert p.floor_max is not None
+    assert p.floor_max < 4999
+    assert (p.fits_target, p.fit_said) == (p.floor_max, 4999)
+    assert p.fits_breaker == min(1 + math.floor((2000 - 0.2) / 0.1), f.max_tokens(2000, 8))
+    slow = [point(n, 0.2 + (n - 1) * 1.0, ttft=0.2) for n in (8, 16)]  # 10x the floor: the fit's answer stands
+    loose = plan_prompt(slow, 100, 2000, f)
+    assert (loose.fits_target, loose.fit_said) == (100, None)

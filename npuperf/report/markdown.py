@@ -82,7 +82,13 @@ def _planner(doc: Mapping[str, Any]) -> list[str]:
     ]
     for p in plans:
         error = f"RMS {p.rms_ms:.2f} ms" if p.rms_ms is not None else "one case"
-        beyond = " (extrapolated)" if p.extrapolated else ""
+        beyond = (
+            f" (capped by the floor; the fit said {p.fit_said})"
+            if p.fit_said
+            else " (extrapolated)"
+            if p.extrapolated
+            else ""
+        )
         floor_cell = f" {p.floor_max} |" if found else ""
         out.append(
             f"| {cell(p.prompt)} | {p.prompt_tokens} | {cell(p.formula())} | {error} | {p.fits_target}{beyond} "

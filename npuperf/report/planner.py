@@ -60,6 +60,8 @@ class Plan:
     fits_breaker: int
     # the most new tokens the decode floor allows within the target (None: no floor known)
     floor_max: int | None = None
+    # what the fit alone said, when the floor allows fewer (the fit is linear; the KV cache is not)
+    fit_said: int | None = None
 
     @property
     def fitted(self) -> bool:
@@ -97,10 +99,31 @@ def plan_prompt(points: Sequence[Point], target_ms: float, breaker_ms: float, fl
         rms_ms=math.sqrt(sum(r * r for r, _ in residuals) / len(residuals)) if fitted else None,
         worst_ms=worst[0] if fitted else None,
         worst_pct=100.0 * worst[0] / worst[1] if fitted and worst[1] else None,
-        fits_target=tokens_within(target_ms, ttft, tpot),
-        fits_breaker=tokens_within(breaker_ms, ttft, tpot),
-        floor_max=None if floor is None else floor.max_tokens(target_ms, first.prompt_tokens),
+        **_capped(
+            tokens_within(target_ms, ttft, tpot),
+            tokens_within(breaker_ms, ttft, tpot),
+            floor,
+            target_ms,
+            breaker_ms,
+            first.prompt_tokens,
+        ),
     )
+
+
+def _capped(
+    target: int, breaker: int, floor: Floor | None, target_ms: float, breaker_ms: float, prompt_tokens: int
+) -> dict[str, Any]:
+    """The fit's answers, no higher than the floor's: a straight line through the measured cases
+    cannot see the KV cache growing with every token, the floor does."""
+    if floor is None:
+        return {"fits_target": target, "fits_breaker": breaker, "floor_max": None, "fit_said": None}
+    at_most = floor.max_tokens(target_ms, prompt_tokens)
+    return {
+        "fits_target": min(target, at_most),
+        "fits_breaker": min(breaker, floor.max_tokens(breaker_ms, prompt_tokens)),
+        "floor_max": at_most,
+        "fit_said": target if target > at_most else None,
+    }
 
 
 def plan(points: Iterable[Point], target_ms: float, breaker_ms: float, floor: Floor | None = None) -> list[Plan]:

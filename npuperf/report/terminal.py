@@ -134,6 +134,8 @@ def fit_lines(
         )
         beyond = f", extrapolated beyond {p.largest_measured}" if p.extrapolated else ""
         physical = "" if p.floor_max is None else f"; the decode floor allows at most {p.floor_max}"
+        if p.fit_said is not None:
+            physical += f" (capped: the fit alone said {p.fit_said})"
         lines.append(
             f"{p.prompt_tokens:>5}-token prompt ({p.prompt}): {p.fits_target} new tokens would fit "
             f"{target_ms:g} ms, {p.fits_breaker} the {breaker_ms:g} ms breaker ({how}{beyond}){physical}"
