@@ -92,3 +92,13 @@ def test_the_floor_caps_a_fit_that_cannot_see_the_kv_cache_grow() -> None:
     slow = [point(n, 0.2 + (n - 1) * 1.0, ttft=0.2) for n in (8, 16)]  # 10x the floor: the fit's answer stands
     loose = plan_prompt(slow, 100, 2000, f)
     assert (loose.fits_target, loose.fit_said) == (100, None)
+
+
+def test_the_context_caps_what_fits() -> None:
+    # 1 + floor(499.8 / 0.1) = 4999 by the fit; a 2048-token context holds 2040 after an 8-token prompt
+    pts = [point(n, 0.2 + (n - 1) * 0.1, ttft=0.2) for n in (8, 16)]
+    p = plan_prompt(pts, 500, 2000, context=2048)
+    assert (p.fits_target, p.fits_breaker) == (2040, 2040)
+    assert (p.fit_said, p.capped_by) == (4999, "the 2048-token context")
+    roomy = plan_prompt(pts, 500, 2000, context=100_000)
+    assert (roomy.fits_target, roomy.fit_said, roomy.capped_by) == (4999, None, "")

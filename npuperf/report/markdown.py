@@ -72,7 +72,8 @@ def _planner(doc: Mapping[str, Any]) -> list[str]:
     settings = doc.get("settings", {})
     target, breaker = float(settings.get("latency_budget_ms", 500)), float(settings.get("breaker_ms", 2000))
     found = planner.floor_of(doc.get("session", {}))
-    plans = planner.plan(planner.points_from_results(digest.cases_of(doc)), target, breaker, found)
+    context = doc.get("session", {}).get("context_length")
+    plans = planner.plan(planner.points_from_results(digest.cases_of(doc)), target, breaker, found, context)
     if not plans:
         return []
     floor_head, floor_rule = (" the decode floor allows |", "--:|") if found else ("", "")

@@ -122,7 +122,13 @@ def section(doc: Mapping[str, Any], trends: Trends, log: Sequence[Line] = ()) ->
         font_stack=markupsafe.Markup(FONT_STACK),  # a constant, inside <style> (entities are not decoded there)
         banner=digest.banner(doc),
         rows=digest.rows(doc),
-        plans=planner.plan(planner.points_from_results(cases), target, breaker, planner.floor_of(session)),
+        plans=planner.plan(
+            planner.points_from_results(cases),
+            target,
+            breaker,
+            planner.floor_of(session),
+            session.get("context_length"),
+        ),
         floor=session.get("floor"),
         target=target,
         breaker=breaker,

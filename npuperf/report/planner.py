@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from npuperf.floor import Floor
@@ -60,8 +60,10 @@ class Plan:
     fits_breaker: int
     # the most new tokens the decode floor allows within the target (None: no floor known)
     floor_max: int | None = None
-    # what the fit alone said, when the floor allows fewer (the fit is linear; the KV cache is not)
+    # what the fit alone said, when the floor or the context allows fewer (the fit is linear; the
+    # KV cache is not), and which of them capped it
     fit_said: int | None = None
+    capped_by: str = ""
 
     @property
     def fitted(self) -> bool:
@@ -76,7 +78,13 @@ class Plan:
         return f"{self.ttft_ms:.2f} ms + (n-1) x {per} ms"
 
 
-def plan_prompt(points: Sequence[Point], target_ms: float, breaker_ms: float, floor: Floor | None = None) -> Plan:
+def plan_prompt(
+    points: Sequence[Point],
+    target_ms: float,
+    breaker_ms: float,
+    floor: Floor | None = None,
+    context: int | None = None,
+) -> Plan:
     """The plan for the points of one prompt."""
     first = points[0]
     ttft = median([p.ttft_ms for p in points])
@@ -88,7 +96,7 @@ def plan_prompt(points: Sequence[Point], target_ms: float, breaker_ms: float, fl
     residuals = [(p.latency_ms - (ttft + (p.tokens - 1) * (tpot or 0.0)), p.latency_ms) for p in points]
     worst = max(residuals, key=lambda r: abs(r[0]))
     fitted = len(points) > 1
-    return Plan(
+    plan = Plan(
         prompt=first.prompt,
         prompt_tokens=first.prompt_tokens,
         prompt_text=first.prompt_text,
@@ -108,6 +116,24 @@ def plan_prompt(points: Sequence[Point], target_ms: float, breaker_ms: float, fl
             first.prompt_tokens,
         ),
     )
+    return _within_context(plan, context)
+
+
+def _within_context(plan: Plan, context: int | None) -> Plan:
+    """No more new tokens than the model's context holds after the prompt."""
+    if context is None:
+        return plan
+    room = max(context - plan.prompt_tokens, 0)
+    if plan.fits_target <= room and plan.fits_breaker <= room:
+        return plan
+    said = plan.fit_said if plan.fit_said is not None else plan.fits_target
+    return replace(
+        plan,
+        fits_target=min(plan.fits_target, room),
+        fits_breaker=min(plan.fits_breaker, room),
+        fit_said=said if said > room else plan.fit_said,
+        capped_by=f"the {context}-token context" if said > room else plan.capped_by,
+    )
 
 
 def _capped(
@@ -116,22 +142,29 @@ def _capped(
     """The fit's answers, no higher than the floor's: a straight line through the measured cases
     cannot see the KV cache growing with every token, the floor does."""
     if floor is None:
-        return {"fits_target": target, "fits_breaker": breaker, "floor_max": None, "fit_said": None}
+        return {"fits_target": target, "fits_breaker": breaker, "floor_max": None, "fit_said": None, "capped_by": ""}
     at_most = floor.max_tokens(target_ms, prompt_tokens)
     return {
         "fits_target": min(target, at_most),
         "fits_breaker": min(breaker, floor.max_tokens(breaker_ms, prompt_tokens)),
         "floor_max": at_most,
         "fit_said": target if target > at_most else None,
+        "capped_by": "the decode floor" if target > at_most else "",
     }
 
 
-def plan(points: Iterable[Point], target_ms: float, breaker_ms: float, floor: Floor | None = None) -> list[Plan]:
+def plan(
+    points: Iterable[Point],
+    target_ms: float,
+    breaker_ms: float,
+    floor: Floor | None = None,
+    context: int | None = None,
+) -> list[Plan]:
     """One plan per prompt, in the order the prompts were first measured."""
     by_prompt: dict[str, list[Point]] = {}
     for p in points:
         by_prompt.setdefault(p.prompt, []).append(p)
-    return [plan_prompt(ps, target_ms, breaker_ms, floor) for ps in by_prompt.values()]
+    return [plan_prompt(ps, target_ms, breaker_ms, floor, context) for ps in by_prompt.values()]
 
 
 def points_from_results(cases: Sequence[Mapping[str, Any]]) -> list[Point]:

@@ -121,12 +121,16 @@ def points(records: Sequence[CaseRecord]) -> list[planner.Point]:
 
 
 def fit_lines(
-    records: Sequence[CaseRecord], target_ms: float, breaker_ms: float, floor: Floor | None = None
+    records: Sequence[CaseRecord],
+    target_ms: float,
+    breaker_ms: float,
+    floor: Floor | None = None,
+    context: int | None = None,
 ) -> list[str]:
     """Per prompt, how many new tokens fit the latency budget (npuperf.report.planner's fit), and
     how many the decode floor would allow at best."""
     lines = []
-    for p in planner.plan(points(records), target_ms, breaker_ms, floor):
+    for p in planner.plan(points(records), target_ms, breaker_ms, floor, context):
         how = (
             f"{p.formula()}, fit over {p.cases} cases, RMS error {p.rms_ms:.2f} ms"
             if p.fitted
@@ -135,7 +139,7 @@ def fit_lines(
         beyond = f", extrapolated beyond {p.largest_measured}" if p.extrapolated else ""
         physical = "" if p.floor_max is None else f"; the decode floor allows at most {p.floor_max}"
         if p.fit_said is not None:
-            physical += f" (capped: the fit alone said {p.fit_said})"
+            physical += f" (capped by {p.capped_by}: the fit alone said {p.fit_said})"
         lines.append(
             f"{p.prompt_tokens:>5}-token prompt ({p.prompt}): {p.fits_target} new tokens would fit "
             f"{target_ms:g} ms, {p.fits_breaker} the {breaker_ms:g} ms breaker ({how}{beyond}){physical}"

@@ -100,7 +100,8 @@ class Outputs:
                 Line("token budgets that fit, per prompt (the budget planner: latency ~ TTFT + (n-1) x TPOT):")
             )
             s = self.run.settings
-            fits = terminal.fit_lines(records, s.latency_budget_ms, s.breaker_ms, self.latency.judging.floor)
+            context = None if warm is None else warm.engine.info.context_length
+            fits = terminal.fit_lines(records, s.latency_budget_ms, s.breaker_ms, self.latency.judging.floor, context)
             lines += [Line(f"  {text}") for text in fits]
         lines += [Line(text, warn=True) for text in terminal.over_tolerance_lines(records)]
         lines += [Line(f"  INFEASIBLE  {r.case_id}: {r.infeasible}", warn=True) for r in records if r.infeasible]
@@ -247,6 +248,7 @@ class Outputs:
         warm = self.latency.warm_engine
         if warm is not None:
             entry.update(
+                context_length=warm.engine.info.context_length,
                 load_s=warm.load_s,
                 loaded_rss_mb=warm.loaded_rss_mb,
                 cold=results_json.generation_entry(warm.cold),
