@@ -140,7 +140,8 @@ def test_floor_command_says_7b_on_x_elite_is_infeasible(capsys: pytest.CaptureFi
         (["floor", "--preset", "qwen2-7b", "--bandwidth", "fast"], "'fast': expected 'probe'"),
         (["floor", "--preset", "qwen2-7b", "--precision", "int3"], "precision 'int3'"),
         (["floor", "--model", "nowhere"], "nowhere: not a model folder"),
-        (["floor", "--preset", "qwen2-7b", "--tokens", "0"], "--tokens must be >= 1"),
+        (["floor", "--preset", "qwen2-7b", "--tokens", "0"], "--tokens: 0 is out of range"),
+        (["floor", "--preset", "qwen2-7b", "--budget-ms", "nan"], "--budget-ms: nan is out of range"),
     ],
 )
 def test_floor_command_errors(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:

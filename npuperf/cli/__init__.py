@@ -109,8 +109,13 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, list[str]]:
         )
         return (1 if result.regressed else 0), compare.render(result)
     if args.command == "floor":
-        if args.prompt < 1 or args.tokens < 1 or not args.budget_ms > 0:
-            raise CliError("--prompt and --tokens must be >= 1 and --budget-ms > 0")
+        for flag, value, ok in (
+            ("--prompt", args.prompt, args.prompt >= 1),
+            ("--tokens", args.tokens, args.tokens >= 1),
+            ("--budget-ms", args.budget_ms, 0 < args.budget_ms < 1e9),
+        ):
+            if not ok:
+                raise CliError(f"{flag}: {value:g} is out of range; expected a positive number of tokens or ms")
         found = floor_cli.find(args.preset, args.model, args.engine, args.precision, args.bandwidth)
         return floor_cli.render(found, args.prompt, args.tokens, args.budget_ms)
     if args.command == "summary":

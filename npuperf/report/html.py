@@ -15,16 +15,9 @@ import html
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
-import jinja2
 import markupsafe
 
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("npuperf.report", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
+from npuperf.report.jinja import ENV
 
 COLUMNS = (
     ("prompt", "Prompt tok"),
@@ -65,7 +58,7 @@ def inert_test_id(nodeid: str, when: str, cells: list[str]) -> None:
 
 
 def header_cells() -> list[str]:
-    return [_ENV.get_template("header_cell.html.j2").render(key=k, title=t) for k, t in COLUMNS]
+    return [ENV.get_template("header_cell.html.j2").render(key=k, title=t) for k, t in COLUMNS]
 
 
 def _fixed(text: str | None, digits: int) -> str:
@@ -93,5 +86,5 @@ def cell_values(props: Mapping[str, str]) -> dict[str, str]:
 def row_cells(props: Mapping[str, str] | None) -> list[str]:
     """Cells for one result row from the case's properties; a test without measurements gets empty cells."""
     values = cell_values(props or {})
-    tpl = _ENV.get_template("row_cell.html.j2")
+    tpl = ENV.get_template("row_cell.html.j2")
     return [tpl.render(key=k, value=values.get(k, "")) for k, _ in COLUMNS]

@@ -15,21 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import markupsafe
 
 from npuperf import history
 from npuperf.report import Line, digest, figures, planner
+from npuperf.report.jinja import ENV
 from npuperf.report.trends import Trends, from_history
 from npuperf.stats import median, percentile
-
-_ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("npuperf.report", "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 # Latin first, then the CJK faces Windows (YaHei, JhengHei, Yu Gothic), macOS (PingFang) and
 # Linux (Noto / Source Han, WenQuanYi) ship, so the team's prompts (你好, 分析数据) render.
@@ -118,7 +110,7 @@ def section(doc: Mapping[str, Any], trends: Trends, log: Sequence[Line] = ()) ->
         "gaps": figures.gaps(cases),
         "trend": figures.trend(trends.series, trends.marks, list(trends.accepted)),
     }
-    return _ENV.get_template("morning.html.j2").render(
+    return ENV.get_template("morning.html.j2").render(
         font_stack=markupsafe.Markup(FONT_STACK),  # a constant, inside <style> (entities are not decoded there)
         banner=digest.banner(doc),
         rows=digest.rows(doc),
@@ -149,7 +141,7 @@ def night(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
         (name, markupsafe.Markup(figures.prefix_ids(section(doc, no_trend), f"d{i}")))
         for i, (name, doc) in enumerate(runs)
     ]
-    return _ENV.get_template("night.html.j2").render(
+    return ENV.get_template("night.html.j2").render(
         font_stack=markupsafe.Markup(FONT_STACK),
         devices=[name for name, _ in runs],
         table=digest.side_by_side([doc for _, doc in runs]),
@@ -159,4 +151,4 @@ def night(runs: Sequence[tuple[str, Mapping[str, Any]]]) -> str:
 
 def fallback(reason: str, log: Sequence[Line]) -> str:
     """What the report shows when the block above could not be drawn: why, and the run's log."""
-    return _ENV.get_template("fallback.html.j2").render(reason=reason, blocks=blocks(log))
+    return ENV.get_template("fallback.html.j2").render(reason=reason, blocks=blocks(log))

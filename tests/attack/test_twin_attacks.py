@@ -4,8 +4,10 @@ same twin at once. Each is one clear line, nothing half-built, no traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -83,6 +85,31 @@ def test_a_cache_that_cannot_be_written_is_one_line(
         twins.ensure("qwen2-0.5b", log=lambda line: None)
 
 
+@contextlib.contextmanager
+def another_run_building(out: Path, finishes: bool) -> Iterator[threading.Event]:
+    """Another run holding the twin's build lock until the yielded event is set; with
+    ``finishes`` it leaves a built twin behind when it lets go."""
+    holding, release = threading.Event(), threading.Event()
+
+    def other_run() -> None:
+        with atomic.locked(out.parent / f".{out.name}.lock"):
+            holding.set()
+            release.wait(10)
+            if finishes:
+                out.mkdir()
+                (out / "genai_config.json").write_text("{}", encoding="utf-8")
+                (out / synth.MANIFEST).write_text("{}", encoding="utf-8")
+
+    thread = threading.Thread(target=other_run)
+    thread.start()
+    holding.wait(10)
+    try:
+        yield release
+    finally:
+        release.set()
+        thread.join(10)
+
+
 @pytest.mark.attack("twins: two runs at once")
 def test_a_run_waits_for_another_building_the_same_twin_then_uses_it(
     attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
@@ -93,23 +120,10 @@ def test_a_run_waits_for_another_building_the_same_twin_then_uses_it(
     out.parent.mkdir(parents=True)
     builds: list[str] = []
     monkeypatch.setattr(twins, "_build", lambda t, o, log: builds.append(t.preset))
-    holding, release = threading.Event(), threading.Event()
-
-    def other_run() -> None:  # holds the build lock, "builds", releases
-        with atomic.locked(out.parent / f".{out.name}.lock"):
-            holding.set()
-            release.wait(10)
-            out.mkdir()
-            (out / "genai_config.json").write_text("{}", encoding="utf-8")
-            (out / synth.MANIFEST).write_text("{}", encoding="utf-8")
-
-    thread = threading.Thread(target=other_run)
-    thread.start()
-    holding.wait(10)
-    threading.Timer(0.5, release.set).start()
-    started = time.monotonic()
-    assert twins.ensure("qwen2-0.5b", log=lambda line: None) == out
-    thread.join(10)
+    with another_run_building(out, finishes=True) as release:
+        threading.Timer(0.5, release.set).start()
+        started = time.monotonic()
+        assert twins.ensure("qwen2-0.5b", log=lambda line: None) == out
     assert time.monotonic() - started >= 0.4  # it waited for the other build
     assert builds == []  # and did not build again
 
@@ -123,19 +137,5 @@ def test_a_build_held_too_long_by_another_run_is_one_line(
     monkeypatch.setattr(twins, "BUILD_WAIT_S", 0.3)
     out = twins.location("qwen2-0.5b")
     out.parent.mkdir(parents=True)
-    holding, release = threading.Event(), threading.Event()
-
-    def other_run() -> None:
-        with atomic.locked(out.parent / f".{out.name}.lock"):
-            holding.set()
-            release.wait(10)
-
-    thread = threading.Thread(target=other_run)
-    thread.start()
-    holding.wait(10)
-    try:
-        with pytest.raises(twins.TwinError, match="another run is building it"):
-            twins.ensure("qwen2-0.5b", log=lambda line: None)
-    finally:
-        release.set()
-        thread.join(10)
+    with another_run_building(out, finishes=False), pytest.raises(twins.TwinError, match="another run is building it"):
+        twins.ensure("qwen2-0.5b", log=lambda line: None)
