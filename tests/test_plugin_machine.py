@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from conftest import copy_suite, small_suite_ini
+from conftest import ROOT, copy_suite, small_suite_ini
 from npuperf.machine import MIN_WINDOW_S, LoadMeter
 
 INI = small_suite_ini(min_regression_ms=0)  # these fakes' slowdowns add under 1 ms to the shortest case
@@ -74,6 +74,7 @@ def test_recording_while_another_process_burns_a_core_is_refused(suite: pytest.P
         ]
     )
     assert not list((suite.path / "baselines").rglob("*.json"))
+    assert ci_refusal().search(result.stdout.str()), ".ci/run would not wait and record again"
 
 
 def test_a_busy_machine_raises_the_threshold_and_says_so(
@@ -125,6 +126,22 @@ def test_a_recording_whose_passes_disagree_is_refused(suite: pytest.Pytester, mo
         ["*baselines NOT written to baselines: the two recording passes disagree by 4*% (grid noise floor; limit*10%)*"]
     )
     assert not list((suite.path / "baselines").rglob("*.json"))
+    assert ci_refusal().search(result.stdout.str()), ".ci/run would not wait and record again"
+
+
+def ci_refusal() -> re.Pattern[str]:
+    """The pattern .ci/run greps a recording's log for to wait and record again (an ERE that
+    means the same in Python's re); a reworded refusal would silently end its retries."""
+    script = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    found = re.search(r"^refused='([^']+)'$", script, re.M)
+    assert found, ".ci/run no longer defines refused='...'"
+    return re.compile(found.group(1))
+
+
+def test_ci_refusal_pattern_is_not_a_catch_all() -> None:
+    pattern = ci_refusal()
+    assert not pattern.search("baselines NOT written: the run was interrupted; nothing was accepted")
+    assert not pattern.search("history NOT written to reports/history.sqlite: the machine was busy")
 
 
 @pytest.mark.slow
