@@ -10,11 +10,14 @@ is the real model's.
 Twins are built once into a cache folder outside the repository (``NPUPERF_CACHE``, else the
 user's cache folder) under ``b<BUILDER>/synthetic-<preset>`` and reused: the key is the preset
 and this builder's version. A preset that cannot be built on this machine (its random fp32
-weights alone would not fit in memory) is refused with the arithmetic.
+weights alone would not fit in memory) is refused with the arithmetic. A cached twin whose
+files are not the size they were built at (a full disk, a cleaner, a hand edit) is rebuilt,
+saying why.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -152,8 +155,37 @@ def _memory() -> int:
 Log = Callable[[str], None]
 
 
-def _ready(out: Path) -> bool:
-    return (out / "genai_config.json").is_file() and (out / synth.MANIFEST).is_file()
+FILES = "npuperf_twin_files.json"  # each file's size when its build finished
+
+
+def _damage(out: Path) -> str | None:
+    """None when the cached twin at ``out`` is whole; otherwise what is wrong with it.
+
+    Sizes, not hashes: a stat per file costs nothing beside a 300 MB-1 GB read, and catches
+    what happens to caches (truncation, deletion); the weights are random, so a flipped byte
+    changes no timing.
+    """
+    if not out.exists():
+        return "not built"
+    try:
+        sizes = json.loads((out / FILES).read_text(encoding="utf-8"))["files"]
+        if not isinstance(sizes, dict) or not sizes or not all(isinstance(v, int) for v in sizes.values()):
+            raise ValueError("not a {name: size} map")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"its file list {FILES} is missing or unreadable ({exc.__class__.__name__})"
+    for name, size in sorted(sizes.items()):
+        try:
+            actual = (out / name).stat().st_size
+        except OSError:
+            return f"{name} is missing"
+        if actual != size:
+            return f"{name} is {actual} bytes, {size} when built"
+    return None
+
+
+def _list_files(out: Path) -> None:
+    sizes = {p.name: p.stat().st_size for p in sorted(out.iterdir()) if p.is_file() and p.name != FILES}
+    atomic.write_text(out / FILES, json.dumps({"files": sizes}, indent=2, sort_keys=True) + "\n")
 
 
 def ensure(preset: str, log: Log = print) -> Path:
@@ -164,16 +196,20 @@ def ensure(preset: str, log: Log = print) -> Path:
     """
     t = twin(preset)
     out = location(preset)
-    if _ready(out):
+    if _damage(out) is None:
         return out
     problem = fits_here(t, _memory())
     if problem is not None:
         raise TwinError(problem)
     try:
         with atomic.locked(out.parent / f".{out.name}.lock", timeout_s=BUILD_WAIT_S):
-            if _ready(out):  # built by another run while this one waited
+            damage = _damage(out)
+            if damage is None:  # built by another run while this one waited
                 return out
+            if out.exists():
+                log(f"the cached shape twin at {out} is incomplete or damaged ({damage}): building it again")
             _build(t, out, log)
+            _list_files(out)
     except atomic.LockTimeout as exc:
         raise TwinError(f"shape twin {preset}: {exc} (another run is building it?)") from exc
     except OSError as exc:
@@ -188,7 +224,7 @@ BUILD_WAIT_S = 1800.0  # the largest build here takes 88 s; a waiting run gives 
 
 
 def _build(t: Twin, out: Path, log: Log) -> None:
-    if out.exists():  # a build that did not finish: its folder is never left half-written, but be sure
+    if out.exists():  # damaged, or a build that did not finish (never half-written, but be sure)
         shutil.rmtree(out)
     log(
         f"building shape twin {t.preset} ({t.real_model}'s shape, {t.params() / 1e9:.2f} B parameters, random "

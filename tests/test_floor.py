@@ -169,6 +169,8 @@ def test_twins_live_in_the_cache_keyed_by_preset_and_builder(tmp_path: Path, mon
     built.mkdir(parents=True)
     (built / "genai_config.json").write_text("{}", encoding="utf-8")
     (built / "npuperf_model.json").write_text("{}", encoding="utf-8")
+    twins._list_files(built)
+    monkeypatch.setattr(twins, "_build", lambda *a: pytest.fail("a whole cached twin must not be rebuilt"))
     assert twins.resolve("synthetic:qwen2-0.5b") == str(built)  # reused: nothing is built
     with pytest.raises(twins.TwinError, match="unknown shape-twin preset 'llama'"):
         twins.resolve("synthetic:llama")

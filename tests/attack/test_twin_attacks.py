@@ -1,19 +1,21 @@
 """Hostile and unlucky requests for shape twins: unknown presets, a preset too big for the
 machine, a cache that cannot be written, missing synth requirements, two runs wanting the
-same twin at once. Each is one clear line, nothing half-built, no traceback."""
+same twin at once, a cached twin damaged after its build. Each is one clear line, nothing
+half-built, no traceback."""
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from attack.conftest import Attack
-from conftest import copy_suite, small_suite_ini
+from conftest import ROOT, copy_suite, small_suite_ini
 from npuperf import atomic, synth, twins
 
 pytestmark = pytest.mark.timeout(300)
@@ -85,6 +87,15 @@ def test_a_cache_that_cannot_be_written_is_one_line(
         twins.ensure("qwen2-0.5b", log=lambda line: None)
 
 
+def fake_build(out: Path) -> None:
+    """What a finished build leaves: the model's files, then the list of their sizes."""
+    out.mkdir(parents=True)
+    (out / "genai_config.json").write_text("{}", encoding="utf-8")
+    (out / synth.MANIFEST).write_text("{}", encoding="utf-8")
+    (out / "model.onnx.data").write_bytes(b"\0" * 4096)
+    twins._list_files(out)
+
+
 @contextlib.contextmanager
 def another_run_building(out: Path, finishes: bool) -> Iterator[threading.Event]:
     """Another run holding the twin's build lock until the yielded event is set; with
@@ -96,9 +107,7 @@ def another_run_building(out: Path, finishes: bool) -> Iterator[threading.Event]
             holding.set()
             release.wait(10)
             if finishes:
-                out.mkdir()
-                (out / "genai_config.json").write_text("{}", encoding="utf-8")
-                (out / synth.MANIFEST).write_text("{}", encoding="utf-8")
+                fake_build(out)
 
     thread = threading.Thread(target=other_run)
     thread.start()
@@ -139,3 +148,72 @@ def test_a_build_held_too_long_by_another_run_is_one_line(
     out.parent.mkdir(parents=True)
     with another_run_building(out, finishes=False), pytest.raises(twins.TwinError, match="another run is building it"):
         twins.ensure("qwen2-0.5b", log=lambda line: None)
+
+
+# ----- a cached twin damaged after its build -------------------------------------------------
+
+
+def _truncate(out: Path) -> str:
+    (out / "model.onnx.data").write_bytes(b"\0" * 100)
+    return "model.onnx.data is 100 bytes, 4096 when built"
+
+
+def _delete(out: Path) -> str:
+    (out / "genai_config.json").unlink()
+    return "genai_config.json is missing"
+
+
+def _garble_list(out: Path) -> str:
+    (out / twins.FILES).write_text('{"files": {"model.onnx.data": "big"}}', encoding="utf-8")
+    return f"its file list {twins.FILES} is missing or unreadable (ValueError)"
+
+
+def _lose_list(out: Path) -> str:  # a build killed between its last file and the list, or an older npuperf's
+    (out / twins.FILES).unlink()
+    return f"its file list {twins.FILES} is missing or unreadable (FileNotFoundError)"
+
+
+@pytest.mark.attack("twins: a damaged cache")
+@pytest.mark.parametrize("damage", [_truncate, _delete, _garble_list, _lose_list], ids=lambda f: f.__name__[1:])
+def test_a_damaged_cached_twin_is_rebuilt_saying_what_was_wrong(
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: Callable[[Path], str]
+) -> None:
+    attack.tried()
+    monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path))
+    out = twins.location("qwen2-0.5b")
+    fake_build(out)
+    said: list[str] = []
+    builds: list[str] = []
+    monkeypatch.setattr(twins, "_build", lambda t, o, log: (builds.append(t.preset), shutil.rmtree(o), fake_build(o)))
+    assert twins.ensure("qwen2-0.5b", log=said.append) == out
+    assert builds == []  # whole: reused as it is
+
+    why = damage(out)
+    assert twins.ensure("qwen2-0.5b", log=said.append) == out
+    assert builds == ["qwen2-0.5b"]
+    assert said == [f"the cached shape twin at {out} is incomplete or damaged ({why}): building it again"]
+    assert twins._damage(out) is None  # rebuilt, with its list: the next run reuses it
+    twins.ensure("qwen2-0.5b", log=said.append)
+    assert builds == ["qwen2-0.5b"]
+
+
+@pytest.mark.attack("twins: a damaged cache")
+def test_the_suite_says_it_rebuilds_a_damaged_twin_then_measures_it(
+    suite: pytest.Pytester, attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    attack.tried()
+    out = twins.location("qwen2-0.5b")
+    fake_build(out)
+    _truncate(out)
+
+    def build(t: twins.Twin, o: Path, log: twins.Log) -> None:  # the embedded model stands in for the build
+        shutil.rmtree(o)
+        shutil.copytree(ROOT / "models" / "tiny-qwen2", o)
+
+    monkeypatch.setattr(twins, "_build", build)
+    result = suite.runpytest("perf_tests", *REAL, "--model=synthetic:qwen2-0.5b", "-m", "not npu and not service")
+    result.stdout.fnmatch_lines(
+        ["*the cached shape twin at * is incomplete or damaged (model.onnx.data is 100 bytes, 4096 when built): build*"]
+    )
+    result.assert_outcomes(passed=3, skipped=1)
+    assert twins._damage(out) is None
