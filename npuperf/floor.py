@@ -53,7 +53,7 @@ class Shape:
         """From a Hugging Face config.json (Qwen2, Llama and alike)."""
         try:
             hidden, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
-            return cls(
+            shape = cls(
                 layers=int(cfg["num_hidden_layers"]),
                 hidden=hidden,
                 heads=heads,
@@ -63,8 +63,12 @@ class Shape:
                 vocab=int(cfg["vocab_size"]),
                 tied=bool(cfg.get("tie_word_embeddings", False)),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise FloorError(f"config.json lacks a decoder shape field ({exc})") from exc
+        except (KeyError, TypeError, ValueError, ZeroDivisionError, AttributeError) as exc:
+            raise FloorError(f"config.json lacks a decoder shape field ({exc!r})") from exc
+        bad = {k: v for k, v in vars(shape).items() if k != "tied" and v <= 0}
+        if bad:
+            raise FloorError(f"config.json: decoder shape fields must be positive, got {bad}")
+        return shape
 
     def decode_params(self) -> int:
         """Parameters one decode step reads: every layer (q/k/v with their biases, o, the gated
@@ -213,14 +217,35 @@ def from_config(cfg: Mapping[str, Any], precision: str, bandwidth: Bandwidth, kv
 # ----- from a model folder ---------------------------------------------------------------------
 
 
+def _json(path: Path) -> Any:
+    """A JSON file of the model, or FloorError naming it."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FloorError(f"{path}: not there") from None
+    except (OSError, ValueError) as exc:  # ValueError: bad UTF-8, bad JSON
+        raise FloorError(f"{path}: not readable JSON ({exc})") from exc
+
+
+def _onnx_graph(model: Path) -> Any:
+    """The ONNX graph (weights left on disk), or FloorError naming the file; ImportError without onnx."""
+    import onnx
+
+    if not model.is_file():
+        raise FloorError(f"{model}: the model file genai_config.json names is not there")
+    try:
+        return onnx.load(str(model), load_external_data=False).graph
+    except Exception as exc:  # protobuf's DecodeError is no ValueError; any failure here is a bad file
+        raise FloorError(f"{model}: not a readable ONNX model ({exc.__class__.__name__}: {exc})") from exc
+
+
 def onnx_read_bytes(model: Path) -> tuple[int, int] | None:
     """(bytes one step reads, bytes of the gathered embedding tables) from the ONNX initializers;
     None without the onnx package."""
     try:
-        import onnx
+        graph = _onnx_graph(model)
     except ImportError:
         return None
-    graph = onnx.load(str(model), load_external_data=False).graph
     gathered = {n.input[0] for n in graph.node if n.op_type == "Gather"}
     total = embedding = 0
     for init in graph.initializer:
@@ -238,10 +263,9 @@ def onnx_read_bytes(model: Path) -> tuple[int, int] | None:
 def _kv_value_bytes(model: Path) -> float:
     """Bytes per cached value: the past_key_values inputs' element type (float32 on onnxruntime-genai's CPU)."""
     try:
-        import onnx
+        graph = _onnx_graph(model)
     except ImportError:
         return 4.0
-    graph = onnx.load(str(model), load_external_data=False).graph
     sizes = {1: 4.0, 10: 2.0, 16: 2.0, 2: 1.0, 3: 1.0}  # float, float16, bfloat16, uint8, int8
     for inp in graph.input:
         if inp.name.startswith("past_key_values"):
@@ -253,10 +277,11 @@ def read_bytes_of_folder(folder: Path) -> tuple[float, str]:
     """Weight bytes one decode step reads, and how they were counted, for an onnxruntime-genai folder."""
     manifest = folder / "npuperf_model.json"
     if manifest.is_file():
-        counted = json.loads(manifest.read_text(encoding="utf-8")).get("decode_read_bytes")
-        if counted:
+        doc = _json(manifest)
+        counted = doc.get("decode_read_bytes") if isinstance(doc, dict) else None
+        if isinstance(counted, int) and not isinstance(counted, bool) and counted > 0:
             return float(counted), "the model's ONNX initializers (counted at build; the embedding table: one row)"
-    cfg = json.loads((folder / "genai_config.json").read_text(encoding="utf-8"))["model"]
+    cfg = _genai_model(folder)
     onnx_file = folder / cfg["decoder"]["filename"]
     counted_now = onnx_read_bytes(onnx_file)
     if counted_now is not None:
@@ -269,13 +294,28 @@ def read_bytes_of_folder(folder: Path) -> tuple[float, str]:
     )
 
 
-def of_folder(folder: Path, bandwidth: Bandwidth) -> Floor:
-    """The floor of an onnxruntime-genai model folder (genai_config.json and its ONNX files)."""
+def _genai_model(folder: Path) -> dict[str, Any]:
+    """genai_config.json's "model" section with the decoder fields the floor reads, or FloorError."""
     genai = folder / "genai_config.json"
     if not genai.is_file():
         raise FloorError(f"{folder}: no genai_config.json (the floor reads the model's own files)")
-    cfg = json.loads(genai.read_text(encoding="utf-8"))["model"]
-    decoder = cfg["decoder"]
+    doc = _json(genai)
+    try:
+        cfg = doc["model"]
+        decoder = cfg["decoder"]
+        if not isinstance(decoder["filename"], str) or not decoder["filename"]:
+            raise TypeError("model.decoder.filename is not a file name")
+        for key in ("num_hidden_layers", "num_key_value_heads", "head_size"):
+            if int(decoder[key]) <= 0:
+                raise ValueError(f"model.decoder.{key} must be positive, got {decoder[key]!r}")
+    except (KeyError, TypeError, ValueError) as exc:
+        raise FloorError(f"{genai}: not an onnxruntime-genai decoder config ({exc!r})") from exc
+    return dict(cfg)
+
+
+def of_folder(folder: Path, bandwidth: Bandwidth) -> Floor:
+    """The floor of an onnxruntime-genai model folder (genai_config.json and its ONNX files)."""
+    decoder = _genai_model(folder)["decoder"]
     weights, source = read_bytes_of_folder(folder)
     value = _kv_value_bytes(folder / decoder["filename"])
     layers, kv_heads, head = (
@@ -351,16 +391,27 @@ def choose_bandwidth(choice: str, npu: bool, cpu: str) -> Bandwidth:
 def of_genie(config: Path, bandwidth: Bandwidth) -> Floor:
     """The floor of a Genie bundle: its context binaries are the weights (and the graphs: an upper
     bound of what a step reads); the KV cache from a config.json beside it, when there is one."""
+    doc = _json(config)
     try:
-        doc = json.loads(config.read_text(encoding="utf-8"))
         bins = doc["dialog"]["engine"]["model"]["binary"]["ctx-bins"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise FloorError(f"{config}: no context binaries to count ({exc})") from exc
+        if not isinstance(bins, list) or not bins or not all(isinstance(b, str) and b for b in bins):
+            raise TypeError(f"ctx-bins is {bins!r}, not a list of file names")
+    except (KeyError, TypeError) as exc:
+        raise FloorError(f"{config}: no context binaries to count ({exc!r})") from exc
     paths = [Path(b) if Path(b).is_absolute() else config.parent / b for b in bins]
-    weights = sum(p.stat().st_size for p in paths if p.is_file())
+    missing = [b for b, p in zip(bins, paths, strict=True) if not p.is_file()]
+    if missing:
+        raise FloorError(f"{config}: context binaries not there (beside it): {', '.join(missing)}")
+    weights = sum(p.stat().st_size for p in paths)
+    if weights == 0:
+        raise FloorError(f"{config}: its context binaries are empty files")
     hf = config.parent / "config.json"
     if hf.is_file():
-        shape = Shape.from_config(json.loads(hf.read_text(encoding="utf-8")))
+        cfg = _json(hf)
+        try:
+            shape = Shape.from_config(cfg)
+        except FloorError as exc:
+            raise FloorError(f"{hf}: {exc}") from exc
         kv, kv_source = shape.kv_bytes_per_position(2.0), "config.json beside the bundle, fp16 values (assumed)"
     else:
         kv, kv_source = 0.0, "not counted: no config.json beside genie_config.json (the floor is a little low)"
