@@ -610,6 +610,11 @@ def _check_combinations(settings: Settings) -> None:
     """Options that are each valid but cannot go together."""
     if settings.engine == "http" and not settings.backend_url:
         raise SettingsError("--engine http: needs --backend-url, e.g. --backend-url http://127.0.0.1:8000")
+    if settings.engine == "genie" and settings.model.startswith("synthetic:"):
+        raise SettingsError(
+            f"--model {settings.model}: a shape twin is an onnxruntime-genai model (--engine ort-genai); "
+            "the genie engine takes a bundle's genie_config.json"
+        )
     if settings.inject_stall and settings.update_baselines:
         raise SettingsError(
             f"--inject-stall: {settings.inject_stall:g} ms with --update-baselines would accept a deliberately "

@@ -43,6 +43,20 @@ def test_an_unknown_preset_is_a_usage_error_naming_the_presets(
 
 
 @pytest.mark.attack("twins: bad requests")
+def test_a_twin_for_the_genie_engine_is_a_usage_error_before_anything_is_built(
+    suite: pytest.Pytester, attack: Attack, tmp_path: Path
+) -> None:
+    attack.tried()
+    result = suite.runpytest("perf_tests", "--engine=genie", "--model=synthetic:qwen2-0.5b")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert (
+        "--model synthetic:qwen2-0.5b: a shape twin is an onnxruntime-genai model (--engine ort-genai); "
+        "the genie engine takes a bundle's genie_config.json"
+    ) in result.stderr.str()
+    assert not (tmp_path / "cache").exists()  # nothing built for a run that cannot use it
+
+
+@pytest.mark.attack("twins: bad requests")
 def test_a_preset_too_big_fails_its_tests_with_the_arithmetic_and_writes_nothing(
     suite: pytest.Pytester, attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
