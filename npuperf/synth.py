@@ -20,6 +20,7 @@ Qualcomm Genie runs as a real dialog (npuperf/genie_model.py; needs onnx and onn
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -157,12 +158,21 @@ def _run_builder(recipe: Recipe, hf: Path, out: Path, cache: Path, on_layer: Lay
     lines: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:  # "Reading layer 3", "Saving ONNX model": the builder's progress, passed on
-            lines.append(line.rstrip())
-            if on_layer is not None and line.startswith("Reading layer "):
-                on_layer(int(line.split()[2]) + 1, recipe.layers)
-            elif on_layer is not None and line.startswith("Saving ONNX model"):
-                on_layer(recipe.layers + 1, recipe.layers)  # past the layers: quantized, writing the files
+        try:
+            for line in proc.stdout:  # "Reading layer 3", "Saving ONNX model": the builder's progress, passed on
+                lines.append(line.rstrip())
+                if on_layer is not None and line.startswith("Reading layer "):
+                    on_layer(int(line.split()[2]) + 1, recipe.layers)
+                elif on_layer is not None and line.startswith("Saving ONNX model"):
+                    on_layer(recipe.layers + 1, recipe.layers)  # past the layers: quantized, writing the files
+        except BaseException:
+            # Ctrl-C (or a failing progress callback): Popen's exit waits only 0.25 s for the
+            # child on an interrupt, so the builder would run on, gigabytes of it, into the
+            # temporary folder being deleted
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)  # reap it: killed, it goes at once
+            raise
     if proc.returncode != 0:
         tail = "\n".join(lines[-15:])
         raise SynthError(f"onnxruntime-genai model builder failed (exit {proc.returncode}):\n{tail}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,29 @@ def test_unsupported_op_is_for_the_qnn_block_only(capsys: pytest.CaptureFixture[
     with pytest.raises(SystemExit):
         synth.main(["tiny", "--unsupported-op", "Erf"])
     assert "--unsupported-op applies to qnn-block only" in capsys.readouterr().err
+
+
+def test_an_interrupted_build_stops_the_model_builder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the builder runs: the builder process is killed, not left quantizing into a
+    folder that is being deleted (Popen's exit waits only 0.25 s for it on an interrupt)."""
+    pid_file = tmp_path / "builder.pid"
+    stand_in = (
+        "import os, sys, time\n"
+        f"open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+        "print('Reading layer 0', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    real_popen = subprocess.Popen
+
+    def popen(cmd: list[str], **kwargs: object) -> subprocess.Popen[str]:
+        return real_popen([sys.executable, "-c", stand_in], **kwargs)  # type: ignore[call-overload, no-any-return]
+
+    def ctrl_c(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth.subprocess, "Popen", popen)
+    with pytest.raises(KeyboardInterrupt):
+        synth._run_builder(synth.RECIPES["tiny"], tmp_path, tmp_path / "out", tmp_path / "cache", ctrl_c)
+    pid = int(pid_file.read_text())
+    with pytest.raises(ProcessLookupError):  # gone (and reaped), not running on
+        os.kill(pid, 0)
