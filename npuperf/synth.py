@@ -362,4 +362,9 @@ def _build_genie(out: Path, *, force: bool, target: dict[str, str]) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        # every build is atomic (a temporary folder, renamed at the end): nothing was replaced
+        print("npuperf.synth: interrupted; nothing was written", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import MODEL, needs_onnx
+from conftest import MODEL, ROOT, needs_onnx
 from npuperf import synth
 from npuperf.engines.ort_genai import OrtGenaiEngine
 from npuperf.model_files import identify
@@ -117,3 +117,30 @@ def test_an_interrupted_build_stops_the_model_builder(tmp_path: Path, monkeypatc
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):  # gone (and reaped), not running on
         os.kill(pid, 0)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_ctrl_c_during_a_build_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
+    import signal
+
+    out = tmp_path / "model"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "npuperf.synth", "tiny", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        # a background job's SIGINT is ignored, and Python then never raises KeyboardInterrupt
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the build has begun
+        if line.startswith("[1/3]"):
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert err.strip().splitlines()[-1] == "npuperf.synth: interrupted; nothing was written"
+    assert "Traceback" not in err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []  # no temporary folder left either
