@@ -385,7 +385,18 @@ def choose_bandwidth(choice: str, npu: bool, cpu: str) -> Bandwidth:
     if choice != "auto":
         return bandwidth_of(choice)
     soc = soc_of(cpu) if npu else None
-    return SOCS[soc] if soc is not None else probe()
+    if soc is not None:
+        return SOCS[soc]
+    measured = probe()
+    if npu and ("snapdragon" in cpu.lower() or "qualcomm" in cpu.lower()):
+        # a Snapdragon not in the table: one CPU thread reads DRAM far slower than the NPU can,
+        # so this floor is too high; say so rather than call a reachable budget impossible
+        return Bandwidth(
+            measured.gb_per_s,
+            f"{measured.source}; {cpu.strip()!r} is not in the SoC table, so this is one CPU thread's figure, "
+            "below what the NPU reads: the floor is too high; pass --memory-bandwidth <GB/s> for this SoC",
+        )
+    return measured
 
 
 def of_genie(config: Path, bandwidth: Bandwidth) -> Floor:

@@ -113,6 +113,11 @@ def test_bandwidth_choices() -> None:
     probed = floor.choose_bandwidth("auto", npu=True, cpu="AMD EPYC")  # no known SoC: measured
     assert probed.source.startswith("probe")
     assert floor.choose_bandwidth("auto", npu=True, cpu="Snapdragon X Elite X1E80100") is floor.SOCS["x-elite"]
+    unknown = floor.choose_bandwidth("auto", npu=True, cpu="Snapdragon(R) 8cx Gen 3 @ 3.0 GHz")
+    assert "'Snapdragon(R) 8cx Gen 3 @ 3.0 GHz' is not in the SoC table" in unknown.source
+    assert unknown.source.endswith("the floor is too high; pass --memory-bandwidth <GB/s> for this SoC")
+    cpu_engine = floor.choose_bandwidth("auto", npu=False, cpu="Snapdragon(R) 8cx Gen 3 @ 3.0 GHz")
+    assert "SoC table" not in cpu_engine.source  # the CPU engines run on one thread: the probe is their figure
 
 
 def test_round_trip_through_the_results_json() -> None:
