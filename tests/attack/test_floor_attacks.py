@@ -110,36 +110,24 @@ BUNDLES = {
 
 
 @pytest.mark.attack("floor: broken model files")
-@pytest.mark.parametrize("name", list(FOLDERS))
-def test_floor_command_names_a_broken_model_folder(
-    attack: Attack, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
+@pytest.mark.parametrize(("kind", "name"), [("folder", n) for n in FOLDERS] + [("bundle", n) for n in BUNDLES])
+def test_floor_command_names_a_broken_model_file(
+    attack: Attack, tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, name: str
 ) -> None:
     attack.tried()
-    damage, says = FOLDERS[name]
-    folder = tmp_path / "model"
-    shutil.copytree(TINY, folder)
-    damage(folder)
-    assert main(["floor", "--model", str(folder), "--bandwidth", "100"]) == 2
+    damage, says = (FOLDERS if kind == "folder" else BUNDLES)[name]
+    copy = tmp_path / kind
+    shutil.copytree(TINY if kind == "folder" else GENIE, copy)
+    damage(copy)
+    args = (
+        ["--model", str(copy), "--bandwidth", "100"]
+        if kind == "folder"
+        else ["--engine", "genie", "--model", str(copy / "genie_config.json"), "--bandwidth", "x-elite"]
+    )
+    assert main(["floor", *args]) == 2
     err = capsys.readouterr().err
     assert says in err
     assert err.count("\n") == 1, err  # one line
-
-
-@pytest.mark.attack("floor: broken model files")
-@pytest.mark.parametrize("name", list(BUNDLES))
-def test_floor_command_names_a_broken_genie_bundle(
-    attack: Attack, tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str
-) -> None:
-    attack.tried()
-    damage, says = BUNDLES[name]
-    bundle = tmp_path / "bundle"
-    shutil.copytree(GENIE, bundle)
-    damage(bundle)
-    config = bundle / "genie_config.json"
-    assert main(["floor", "--engine", "genie", "--model", str(config), "--bandwidth", "x-elite"]) == 2
-    err = capsys.readouterr().err
-    assert says in err
-    assert err.count("\n") == 1, err
 
 
 def test_every_failure_of_the_floor_is_a_floor_error(tmp_path: Path) -> None:
