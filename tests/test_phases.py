@@ -97,16 +97,18 @@ def test_an_injected_stall_is_the_worst_token_gap_and_the_p99_not_the_median() -
 def test_busy_and_idle_waiting_read_as_one_and_zero_cores() -> None:
     clock = UsageClock()
     clock.start()
-    end = time.perf_counter() + 0.2
+    end = time.perf_counter() + 0.5
     while time.perf_counter() < end:
         pass
     busy = clock.stop()
     clock.start()
-    time.sleep(0.2)
+    time.sleep(0.5)
     idle = clock.stop()
     assert busy.cpu_cores is not None
     assert idle.cpu_cores is not None
-    assert busy.cpu_cores > 0.7
+    # one core vs none, split at the middle: on a loaded 2-core machine a busy loop gets less
+    # than a core (0.65 with two busy-loop processes beside it, over 0.2 s)
+    assert busy.cpu_cores > 0.5
     assert idle.cpu_cores < 0.2
 
 
