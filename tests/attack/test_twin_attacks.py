@@ -101,9 +101,18 @@ def test_a_cache_that_cannot_be_written_is_one_line(
         twins.ensure("qwen2-0.5b", log=lambda line: None)
 
 
+@pytest.fixture
+def out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Where the qwen2-0.5b twin goes, in a cache of this test's own (its folder not yet there)."""
+    monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path))
+    where = twins.location("qwen2-0.5b")
+    where.parent.mkdir(parents=True)
+    return where
+
+
 def fake_build(out: Path) -> None:
     """What a finished build leaves: the model's files, then the list of their sizes."""
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
     (out / "genai_config.json").write_text("{}", encoding="utf-8")
     (out / synth.MANIFEST).write_text("{}", encoding="utf-8")
     (out / "model.onnx.data").write_bytes(b"\0" * 4096)
@@ -135,12 +144,9 @@ def another_run_building(out: Path, finishes: bool) -> Iterator[threading.Event]
 
 @pytest.mark.attack("twins: two runs at once")
 def test_a_run_waits_for_another_building_the_same_twin_then_uses_it(
-    attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, out: Path
 ) -> None:
     attack.tried()
-    monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path))
-    out = twins.location("qwen2-0.5b")
-    out.parent.mkdir(parents=True)
     builds: list[str] = []
     monkeypatch.setattr(twins, "_build", lambda t, o, log: builds.append(t.preset))
     with another_run_building(out, finishes=True) as release:
@@ -153,13 +159,10 @@ def test_a_run_waits_for_another_building_the_same_twin_then_uses_it(
 
 @pytest.mark.attack("twins: two runs at once")
 def test_a_build_held_too_long_by_another_run_is_one_line(
-    attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, out: Path
 ) -> None:
     attack.tried()
-    monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path))
     monkeypatch.setattr(twins, "BUILD_WAIT_S", 0.3)
-    out = twins.location("qwen2-0.5b")
-    out.parent.mkdir(parents=True)
     with another_run_building(out, finishes=False), pytest.raises(twins.TwinError, match="another run is building it"):
         twins.ensure("qwen2-0.5b", log=lambda line: None)
 
@@ -190,11 +193,9 @@ def _lose_list(out: Path) -> str:  # a build killed between its last file and th
 @pytest.mark.attack("twins: a damaged cache")
 @pytest.mark.parametrize("damage", [_truncate, _delete, _garble_list, _lose_list], ids=lambda f: f.__name__[1:])
 def test_a_damaged_cached_twin_is_rebuilt_saying_what_was_wrong(
-    attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, damage: Callable[[Path], str]
+    attack: Attack, monkeypatch: pytest.MonkeyPatch, out: Path, damage: Callable[[Path], str]
 ) -> None:
     attack.tried()
-    monkeypatch.setenv("NPUPERF_CACHE", str(tmp_path))
-    out = twins.location("qwen2-0.5b")
     fake_build(out)
     said: list[str] = []
     builds: list[str] = []
@@ -213,10 +214,10 @@ def test_a_damaged_cached_twin_is_rebuilt_saying_what_was_wrong(
 
 @pytest.mark.attack("twins: a damaged cache")
 def test_the_suite_says_it_rebuilds_a_damaged_twin_then_measures_it(
-    suite: pytest.Pytester, attack: Attack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    suite: pytest.Pytester, attack: Attack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     attack.tried()
-    out = twins.location("qwen2-0.5b")
+    out = twins.location("qwen2-0.5b")  # in the suite fixture's cache
     fake_build(out)
     _truncate(out)
 
