@@ -76,7 +76,7 @@ def test_a_model_re_exported_at_the_same_path_regresses_with_its_hash_change(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The embedded model, then the same model rebuilt with fp32 weights at the same path
-    (about 2.4x slower per request here): real files, real runtime."""
+    (slower per request: 2.4x when this was written, +16..+35% on one noisy CI run): real files, real runtime."""
     suite = copy_suite(pytester, monkeypatch, REAL_INI)
     model = suite.path / "models" / "tiny-qwen2"
     shutil.copytree(MODEL, model)
@@ -89,9 +89,12 @@ def test_a_model_re_exported_at_the_same_path_regresses_with_its_hash_change(
 
     slower = suite.runpytest("perf_tests")
     assert slower.ret == pytest.ExitCode.TESTS_FAILED
+    # which check confirms it (a case's latency, TPOT or TTFT, or the whole grid) depends on the
+    # machine's noise: once, latency stayed under the 1 ms floor while TPOT (+31.8%) and the
+    # grid (+35.4%) were confirmed; any of them, with the hash change named, is the behaviour
     slower.stdout.re_match_lines(
         [
-            r".*tokens / 8-token prompt: median latency .*\(\+\d+\.\d%.*REGRESSED.*; "
+            r".*(tokens / 8-token prompt: median (latency|TPOT|TTFT)|whole grid) .*\+\d+\.\d%.*REGRESSED.*; "
             r"changed since the baseline: model sha256 1ae3c977 -> [0-9a-f]{8}"
         ]
     )
