@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from npuperf.changes import MIN_SIZE, change_points  # noqa: E402
-from npuperf.history import History  # noqa: E402
+from npuperf.judge.changes import MIN_SIZE, change_points  # noqa: E402
+from npuperf.judge.history import History  # noqa: E402
 
 
 def collect(store: Path, runs: int) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from npuperf.device import fingerprint  # noqa: E402
 from npuperf.engines.http import HttpEngine  # noqa: E402
+from npuperf.machine.device import fingerprint  # noqa: E402
 from npuperf.server.launch import start_process  # noqa: E402
 
 

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from npuperf.engines.ort_genai import OrtGenaiEngine  # noqa: E402
+from npuperf.judge.stats import median, ratio_of_medians  # noqa: E402
 from npuperf.measure import Case, measure_case  # noqa: E402
 from npuperf.prompts import corpus_prompt  # noqa: E402
-from npuperf.stats import median, ratio_of_medians  # noqa: E402
 
 
 def main() -> None:

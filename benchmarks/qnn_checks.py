@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from npuperf.device import fingerprint  # noqa: E402
-from npuperf.probes import qnn  # noqa: E402
+from npuperf.machine.device import fingerprint  # noqa: E402
+from npuperf.npu import qnn  # noqa: E402
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""Time and peak memory of building a shape twin (python -m npuperf.synth <preset>).
+"""Time and peak memory of building a shape twin (npuperf synth <preset>).
 
 Runs the build in a child process into a fresh cache folder and samples the resident memory
 of the child and everything it starts (the model builder runs as its own process) every
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from npuperf import device
+from npuperf.machine import device
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,7 +38,7 @@ def build(preset: str, cache: Path) -> tuple[int, float, int, str]:
     env = {**os.environ, "NPUPERF_CACHE": str(cache)}
     started = time.monotonic()
     child = subprocess.Popen(
-        [sys.executable, "-m", "npuperf.synth", preset],
+        [sys.executable, "-m", "npuperf", "synth", preset],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from npuperf.engines.base import Engine, EngineError, Generation
+from npuperf.judge.stats import Summary, median, percentile
+from npuperf.machine.usage import MemorySampler, Usage, UsageClock, rss_mb
 from npuperf.prompts import Prompt, corpus_key
-from npuperf.stats import Summary, median, percentile
-from npuperf.usage import MemorySampler, Usage, UsageClock, rss_mb
 
 # runner(fn, rounds) calls fn ``rounds`` times; pytest-benchmark's pedantic mode is one.
 Runner = Callable[[Callable[[], None], int], None]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from npuperf.api import SEED_PROMPT
 from npuperf.engines.base import Tokenizer
+from npuperf.service.api import SEED_PROMPT
 
 CORPUS = Path(__file__).parent / "data" / "corpus.txt"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from npuperf.baselines import MATCHES
-from npuperf.htp import PERF_MODES
+from npuperf.judge.baselines import MATCHES
+from npuperf.npu.htp import PERF_MODES
 from npuperf.prompts import TEAM_PROMPTS
 
 # Execution providers of the ort-genai engine (the genie engine always runs on QnnHtp).
@@ -183,7 +183,7 @@ def _probability(flag: str, raw: str) -> float:
 
 def _model(flag: str, raw: str) -> str:
     """A model path, or synthetic:<preset> naming a known shape twin."""
-    from npuperf import twins
+    from npuperf.models import twins
 
     value = raw.strip()
     if value.startswith(twins.PREFIX):
@@ -197,7 +197,7 @@ def _model(flag: str, raw: str) -> str:
 
 
 def _bandwidth(flag: str, raw: str) -> str:
-    from npuperf import floor
+    from npuperf.models import floor
 
     value = raw.strip().lower()
     if value == "auto":

@@ -41,7 +41,7 @@ from __future__ import annotations
 import pytest
 
 from npuperf.measure import WarmEngine
-from npuperf.probes.qnn import QnnReport
+from npuperf.npu.qnn import QnnReport
 from npuperf.suite.service import Service
 from npuperf.suite.session import PerfSession
 

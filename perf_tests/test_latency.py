@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from npuperf.baselines import Lookup
+from npuperf.judge.baselines import Lookup
 from npuperf.measure import CaseSpec, WarmEngine
 from npuperf.suite.session import PerfSession
 

@@ -52,7 +52,7 @@ def build_fallback_block(out: Path) -> Path:
     onnxruntime-genai (which carries its own onnxruntime) that crashes the interpreter.
     """
     proc = subprocess.run(
-        [sys.executable, "-m", "npuperf.synth", "qnn-block", "--out", str(out), "--unsupported-op", "Erf"],
+        [sys.executable, "-m", "npuperf", "synth", "qnn-block", "--out", str(out), "--unsupported-op", "Erf"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -83,7 +83,7 @@ def test_a_model_re_exported_at_the_same_path_regresses_with_its_hash_change(
     recorded = suite.runpytest("perf_tests", "--update-baselines")
     recorded.assert_outcomes(passed=4, skipped=1, warnings=2)
 
-    rebuild = [sys.executable, "-m", "npuperf.synth", "tiny", "--out", str(model), "--force", "--precision", "fp32"]
+    rebuild = [sys.executable, "-m", "npuperf", "synth", "tiny", "--out", str(model), "--force", "--precision", "fp32"]
     proc = subprocess.run(rebuild, cwd=ROOT, capture_output=True, text=True, check=False, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
 

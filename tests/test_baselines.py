@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from npuperf import baselines
-from npuperf.baselines import BaselineError, BaselineFile, CaseBaseline, Identity
+from npuperf.judge import baselines
+from npuperf.judge.baselines import BaselineError, BaselineFile, CaseBaseline, Identity
 
 IDENTITY = Identity(
     device={"os": "windows", "arch": "arm64", "cpu": "Snapdragon X Elite", "cores": "12"},

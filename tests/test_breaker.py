@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from npuperf.breaker import CircuitBreaker, State
+from npuperf.service.breaker import CircuitBreaker, State
 
 
 class Clock:

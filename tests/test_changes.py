@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from npuperf.changes import change_points
+from npuperf.judge.changes import change_points
 
 
 def noisy(level: float, n: int, rng: random.Random, spread: float = 0.02) -> list[float]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, copy_suite, small_suite_ini
-from npuperf import history
 from npuperf.cli import main, run
+from npuperf.judge import history
 
 
 def suite_of(engine: str, pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from npuperf import floor, twins
 from npuperf.cli import main
 from npuperf.cli.floor import preset_config
+from npuperf.models import floor, twins
 
 X_ELITE = 8448e6 * 16  # bytes/s: LPDDR5x-8448 on a 128-bit bus
 

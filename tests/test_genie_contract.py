@@ -18,7 +18,9 @@ import fake_qai_appbuilder as fake
 import pytest
 
 from npuperf.engines.base import EngineError, EngineOptions, EngineUnavailable, ModelError, create_engine
-from npuperf.engines.genie import CLOCK, BackendChoice, GenieEngine, init_time_ms, inspect_config, parse_profile
+from npuperf.engines.genie.config import inspect_config
+from npuperf.engines.genie.engine import BackendChoice, GenieEngine
+from npuperf.engines.genie.profile import CLOCK, init_time_ms, parse_profile
 from npuperf.measure import Case, measure_case
 from npuperf.prompts import corpus_prompt, team_prompt
 

@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from npuperf import genie_build, genie_model
 from npuperf.engines.base import EngineError, ModelError
-from npuperf.engines.genie import BackendChoice, GenieEngine, parse_profile
-from npuperf.engines.genie_capi import CAPI_CLOCK, GenieError, GenieLibrary, library_path
+from npuperf.engines.genie.capi import CAPI_CLOCK, GenieError, GenieLibrary, library_path
+from npuperf.engines.genie.engine import BackendChoice, GenieEngine
+from npuperf.engines.genie.profile import parse_profile
 from npuperf.measure import Case, measure_case
+from npuperf.models import genie_build, genie_model
 from npuperf.prompts import corpus_prompt, team_prompt
 
 BUNDLE = ROOT / "models" / "genie-tiny"
@@ -224,7 +225,7 @@ def test_the_committed_bundle_rebuilds_byte_for_byte(tmp_path: Path) -> None:
     # in a fresh process, as a user rebuilds it: ONNX Runtime numbers the graphs it compiles
     # per process, and that number is in the binary
     out = tmp_path / "genie-tiny"
-    cmd = [sys.executable, "-m", "npuperf.synth", "genie-tiny", "--out", str(out)]
+    cmd = [sys.executable, "-m", "npuperf", "synth", "genie-tiny", "--out", str(out)]
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
     for file in sorted(BUNDLE.iterdir()):
         assert (out / file.name).read_bytes() == file.read_bytes(), f"{file.name} differs"

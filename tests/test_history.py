@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from npuperf.history import VERSION, CaseRun, History, HistoryError, Run
+from npuperf.judge.history import VERSION, CaseRun, History, HistoryError, Run
 
 
 def a_run(label: str = "", cases: int = 2, samples: int = 10, latency: float = 5.0) -> Run:
@@ -105,7 +105,7 @@ import sys
 sys.path.insert(0, {tests!r}); sys.path.insert(0, {root!r})
 from pathlib import Path
 from test_history import a_run
-from npuperf.history import History
+from npuperf.judge.history import History
 store = History(Path(sys.argv[1]))
 for i in range(int(sys.argv[3])):
     store.record(a_run(label=f"{{sys.argv[2]}}-{{i}}", cases=int(sys.argv[4]), samples=int(sys.argv[5])))

@@ -9,14 +9,14 @@ import pytest
 
 from conftest import MODEL, serving
 from fakes import CharTokenizer, ClockEngine, SleepEngine
-from npuperf import baselines
 from npuperf.engines.base import Generation
 from npuperf.engines.faults import SlowedEngine
 from npuperf.engines.http import HttpEngine
 from npuperf.engines.ort_genai import OrtGenaiEngine
+from npuperf.judge import baselines
+from npuperf.machine.usage import MemorySampler, UsageClock
 from npuperf.measure import Case, measure_case
 from npuperf.prompts import Prompt, corpus_prompt
-from npuperf.usage import MemorySampler, UsageClock
 
 
 def prompt_of(text: str) -> Prompt:

@@ -78,7 +78,7 @@ def test_cold_overhead() -> None:
 
 
 def test_the_floor_caps_a_fit_that_cannot_see_the_kv_cache_grow() -> None:
-    from npuperf.floor import Bandwidth, Floor
+    from npuperf.models.floor import Bandwidth, Floor
 
     # 1 MB of weights and 10 kB of KV per position at 10 GB/s: 0.1 ms + 0.001 ms per position of context
     f = Floor(1e6, 1e4, Bandwidth(10.0, "given"), "w", "kv")

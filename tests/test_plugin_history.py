@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import copy_suite, small_suite_ini
-from npuperf.history import History
+from npuperf.judge.history import History
 
 INI = small_suite_ini()
 
@@ -57,7 +57,7 @@ def test_a_history_that_cannot_be_written_is_one_line_and_fails_the_run(suite: p
 
 
 def test_every_repetition_token_times_are_kept_in_the_history(suite: pytest.Pytester) -> None:
-    from npuperf.history import History
+    from npuperf.judge.history import History
 
     assert suite.runpytest("perf_tests").ret == 0
     (run,) = History(suite.path / "reports" / "history.sqlite").runs()

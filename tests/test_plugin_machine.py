@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import ROOT, copy_suite, small_suite_ini
-from npuperf.machine import MIN_WINDOW_S, LoadMeter
+from npuperf.machine.load import MIN_WINDOW_S, LoadMeter
 
 INI = small_suite_ini(min_regression_ms=0)  # these fakes' slowdowns add under 1 ms to the shortest case
 

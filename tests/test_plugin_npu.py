@@ -16,7 +16,7 @@ import fake_qai_appbuilder as fake
 import pytest
 
 from conftest import build_fallback_block, copy_suite, needs_onnx
-from npuperf.probes import qnn
+from npuperf.npu import qnn
 
 TESTS = Path(__file__).parent
 ROOT = TESTS.parent

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, build_fallback_block, needs_onnx
-from npuperf import npu_checks
 from npuperf.engines.base import ModelError
-from npuperf.probes import qnn
-from npuperf.probes.qnn import EP, CompileCache, NodePlacement, Placement, Probe
-from npuperf.verdict import Outcome
+from npuperf.judge.verdict import Outcome
+from npuperf.npu import checks as npu_checks
+from npuperf.npu import qnn
+from npuperf.npu.qnn import EP, CompileCache, NodePlacement, Placement, Probe
 
 BLOCK = ROOT / "models" / "qnn-block" / "model.onnx"
 CPU = "CPUExecutionProvider"

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 from npuperf.engines.base import Generation
+from npuperf.judge.verdict import evaluate_case
 from npuperf.measure import Case, CaseResult
 from npuperf.prompts import Prompt
 from npuperf.report import CaseRecord, row_values
 from npuperf.report import html as html_report
 from npuperf.report.terminal import case_table
-from npuperf.verdict import evaluate_case
 
 
 def record(name: str = "corpus-8", latency: float = 10.0, baseline: list[float] | None = None) -> CaseRecord:
@@ -84,7 +84,7 @@ def test_properties_carry_each_figure_and_feed_the_html_cells() -> None:
 
 
 def test_http_overhead_check_takes_negative_overheads() -> None:
-    from npuperf.service_checks import overhead
+    from npuperf.service.checks import overhead
 
     check = overhead([-0.87, 1.5, 2.0], 20.0, "streamed")
     assert not check.failed

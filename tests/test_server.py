@@ -23,7 +23,7 @@ from npuperf.engines.base import EngineError, Generation, OnToken
 from npuperf.engines.hf_tokenizer import HfTokenizer
 from npuperf.engines.http import REPORTED_CLOCK, STREAM_CLOCK, HttpEngine
 from npuperf.engines.ort_genai import OrtGenaiEngine
-from npuperf.service_client import ServiceClient, ServiceError
+from npuperf.service.client import ServiceClient, ServiceError
 
 SEED = '{"prompt":"你好","max_new_tokens":32,"temperature":0.7}'
 TOKENIZER = MODEL / "tokenizer.json"

@@ -6,7 +6,7 @@ import random
 import numpy as np
 import pytest
 
-from npuperf.stats import OnlineHolm, Summary, holm, median_of_ratios, percentile, ratio_of_medians, tokens_within
+from npuperf.judge.stats import OnlineHolm, Summary, holm, median_of_ratios, percentile, ratio_of_medians, tokens_within
 
 
 @pytest.mark.parametrize("q", [0, 10, 25, 50, 75, 90, 100])

@@ -1,4 +1,5 @@
-"""The layout docs/architecture.md describes, kept true: sizes, thin hooks, one-way imports.
+"""The layout docs/architecture.md describes, kept true: packages, sizes, thin hooks, one-way imports,
+no import circles.
 
 Read from the source with ``ast``; nothing is imported or run.
 """
@@ -20,8 +21,10 @@ MAX_HOOK_LINES = 10
 REASON = "# Over 60 lines on purpose:"
 
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
-LOW = {"npuperf", "npuperf.stats", "npuperf.engines.base", "npuperf.prompts", "npuperf.api", "npuperf.htp"}
-LOW |= {"npuperf.atomic", "npuperf.device", "npuperf.model_files"}
+LOW = {"npuperf", "npuperf.judge.stats", "npuperf.engines.base", "npuperf.prompts", "npuperf.service.api"}
+LOW |= {"npuperf.npu.htp", "npuperf.atomic", "npuperf.machine.device", "npuperf.models.files"}
+# Modules that may stay at npuperf/'s top level: the glue, the settings, and what every package shares.
+TOP_LEVEL = {"__init__", "__main__", "plugin", "settings", "measure", "prompts", "atomic"}
 GLUE = {"npuperf.plugin"}
 
 
@@ -79,7 +82,7 @@ def lengths(path: Path) -> list[tuple[str, str, int, bool]]:
 def test_the_layer_rule_sees_the_real_modules() -> None:
     """The checks below are only as good as the module list they read."""
     found = modules()
-    assert {"npuperf.plugin", "npuperf.suite.latency", "npuperf.server.app", "npuperf.probes.qnn"} <= set(found)
+    assert {"npuperf.plugin", "npuperf.suite.latency", "npuperf.server.app", "npuperf.npu.qnn"} <= set(found)
     assert "npuperf.suite.run" in imports(found["npuperf.suite.latency"])
     assert "pytest" in imports(found["npuperf.plugin"])
 
@@ -128,3 +131,70 @@ def test_the_suite_talks_to_sections_not_to_a_session_god_object() -> None:
             ):
                 calls.add(node.attr)
     assert calls == {"latency", "npu", "service"}, calls
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the npuperf modules it names in an import (at any depth: a function-level import
+    counts too). A package's own __init__ running first is Python's doing, not an edge."""
+    known = modules()
+    return {name: {m for m in imports(path) if m in known and m != name} for name, path in known.items()}
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_cycle_finder_finds_a_circle() -> None:
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles() -> None:
+    """Two modules importing each other (even inside a function) cannot be read, tested or moved
+    apart; shared helpers belong in a third module both import."""
+    assert cycles(import_graph()) == []
+
+
+def test_the_top_level_holds_only_the_shared_modules() -> None:
+    """Everything else lives in a package named for its concern (docs/architecture.md)."""
+    loose = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert set(loose) <= TOP_LEVEL, f"move {sorted(set(loose) - TOP_LEVEL)} into a package"
+    assert len(TOP_LEVEL - {"__init__", "__main__"}) <= 8
+
+
+def test_the_architecture_page_names_every_package() -> None:
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    packages = sorted(p.parent.relative_to(PACKAGE).as_posix() for p in PACKAGE.glob("*/__init__.py"))
+    missing = [name for name in packages if f"{name}/" not in page]
+    assert not missing, f"docs/architecture.md does not show {missing}"

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from conftest import MODEL, ROOT, needs_onnx
-from npuperf import synth
 from npuperf.engines.ort_genai import OrtGenaiEngine
-from npuperf.model_files import identify
+from npuperf.models import synth
+from npuperf.models.files import identify
 from npuperf.prompts import corpus_prompt
 
 
@@ -72,7 +72,7 @@ def test_cli_reports_errors_without_a_traceback(tmp_path: Path, capsys: pytest.C
 def test_qnn_block_rebuild_is_byte_identical(tmp_path: Path) -> None:
     committed = MODEL.parent / "qnn-block"
     rebuilt = subprocess.run(
-        [sys.executable, "-m", "npuperf.synth", "qnn-block", "--out", str(tmp_path / "b")],
+        [sys.executable, "-m", "npuperf", "synth", "qnn-block", "--out", str(tmp_path / "b")],
         cwd=MODEL.parent.parent,
         capture_output=True,
         text=True,
@@ -125,7 +125,7 @@ def test_ctrl_c_during_a_build_is_one_line_and_writes_nothing(tmp_path: Path) ->
 
     out = tmp_path / "model"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "npuperf.synth", "tiny", "--out", str(out)],
+        [sys.executable, "-m", "npuperf", "synth", "tiny", "--out", str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -140,7 +140,7 @@ def test_ctrl_c_during_a_build_is_one_line_and_writes_nothing(tmp_path: Path) ->
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130
-    assert err.strip().splitlines()[-1] == "npuperf.synth: interrupted; nothing was written"
+    assert err.strip().splitlines()[-1] == "npuperf: interrupted; nothing was written"
     assert "Traceback" not in err
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []  # no temporary folder left either

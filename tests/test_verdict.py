@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from npuperf.stats import OnlineHolm
-from npuperf.verdict import (
+from npuperf.judge.stats import OnlineHolm
+from npuperf.judge.verdict import (
     CaseVerdict,
     Outcome,
     circuit_breaker,
@@ -267,7 +267,7 @@ def test_grid_threshold_follows_its_noise_floor() -> None:
 
 
 def test_cpu_during_decode_fails_an_npu_case_that_keeps_cores_busy_and_labels_the_simulator() -> None:
-    from npuperf.verdict import cpu_offload
+    from npuperf.judge.verdict import cpu_offload
 
     ok = cpu_offload("t32-p64", 0.4, 2.0, simulated=False)
     assert (ok.outcome, ok.value) == (Outcome.OK, 0.4)
@@ -281,7 +281,7 @@ def test_cpu_during_decode_fails_an_npu_case_that_keeps_cores_busy_and_labels_th
 
 
 def test_memory_budget_names_the_peak_and_the_budget() -> None:
-    from npuperf.verdict import memory_budget
+    from npuperf.judge.verdict import memory_budget
 
     assert memory_budget("t8-p8", 900.4, 1024).outcome is Outcome.OK
     over = memory_budget("t8-p8", 1500.0, 1024)

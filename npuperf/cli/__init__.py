@@ -5,6 +5,7 @@
     npuperf accept RUN [RUN ...]                                     # make runs the accepted baseline
     npuperf summary RESULTS.json [...] [--html night.html]           # markdown for $GITHUB_STEP_SUMMARY
     npuperf floor --preset qwen2-7b --bandwidth x-elite --tokens 32  # is a latency target possible at all?
+    npuperf synth tiny --force                                       # rebuild a synthetic model (cli/synth.py)
 
 A run is a results JSON file (``reports/perf-results.json``) or a run id of the history
 (``reports/history.sqlite``, ``--history``).
@@ -17,10 +18,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from npuperf import history
-from npuperf.cli import accept, compare, summary, trend
+from npuperf.cli import accept, compare, summary, synth, trend
 from npuperf.cli import floor as floor_cli
 from npuperf.cli.runs import CliError, load_run
+from npuperf.judge import history
 
 DEFAULT_HISTORY = Path("reports/history.sqlite")
 
@@ -72,6 +73,8 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--prompt", type=int, default=64, help="prompt tokens (default: %(default)s)")
     f.add_argument("--tokens", type=int, default=32, help="new tokens (default: %(default)s)")
     f.add_argument("--budget-ms", type=float, default=500.0, help="the latency target (default: %(default)s)")
+
+    synth.add_parser(sub)
     return p
 
 
@@ -118,6 +121,8 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, list[str]]:
                 raise CliError(f"{flag}: {value:g} is out of range; expected a positive number of tokens or ms")
         found = floor_cli.find(args.preset, args.model, args.engine, args.precision, args.bandwidth)
         return floor_cli.render(found, args.prompt, args.tokens, args.budget_ms)
+    if args.command == "synth":
+        return synth.build(args), []
     if args.command == "summary":
         return 0, summary.summary(args.results, args.link, args.output, args.html)
     runs = [load_run(ref, args.history) for ref in args.runs]
@@ -132,6 +137,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, history.HistoryError) as exc:
         print(f"npuperf: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # a build is atomic (a temporary folder, renamed at the end): an interrupted one replaced nothing
+        building = "synth" in (sys.argv[1:] if argv is None else list(argv))
+        print("npuperf: interrupted" + ("; nothing was written" if building else ""), file=sys.stderr)
+        return 130
     try:
         print("\n".join(lines))
     except BrokenPipeError:  # piped into head: the reader has what it wanted

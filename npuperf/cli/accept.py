@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from npuperf import baselines, history
 from npuperf.cli.runs import CliError
+from npuperf.judge import baselines, history
 from npuperf.measure import METRICS
 
 

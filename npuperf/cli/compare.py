@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from npuperf import baselines, history
+from npuperf.judge import baselines, history
+from npuperf.judge.stats import OnlineHolm
+from npuperf.judge.verdict import Outcome, Regression, evaluate_case, grid_regression
 from npuperf.measure import METRICS
-from npuperf.stats import OnlineHolm
-from npuperf.verdict import Outcome, Regression, evaluate_case, grid_regression
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from npuperf import floor, twins
 from npuperf.cli.runs import CliError
+from npuperf.models import floor, twins
 
 
 def preset_config(preset: str) -> dict[str, object]:

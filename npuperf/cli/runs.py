@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from npuperf import history
+from npuperf.judge import history
 
 RESULTS_SCHEMA = "npuperf.results/1"
 
@@ -80,6 +80,6 @@ def _case(c: dict[str, Any]) -> history.CaseRun:
 
 
 def _digest(identity: dict[str, Any]) -> str:
-    from npuperf.baselines import Identity
+    from npuperf.judge.baselines import Identity
 
     return Identity.from_dict(identity).digest

@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from npuperf import baselines, changes, history
 from npuperf.cli.runs import CliError
-from npuperf.stats import median
+from npuperf.judge import baselines, changes, history
+from npuperf.judge.stats import median
 
 
 @dataclass(frozen=True)

@@ -255,7 +255,7 @@ EngineFactory = Callable[[EngineOptions], Engine]
 # only when that engine is chosen.
 _BUILTIN: dict[str, str] = {
     "ort-genai": "npuperf.engines.ort_genai:create",
-    "genie": "npuperf.engines.genie:create",
+    "genie": "npuperf.engines.genie.engine:create",
     "http": "npuperf.engines.http:create",
 }
 _REGISTERED: dict[str, EngineFactory] = {}

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from npuperf import api
 from npuperf.engines.base import (
     STOP_REASONS,
     EngineError,
@@ -39,7 +38,8 @@ from npuperf.engines.base import (
     installed_version,
 )
 from npuperf.engines.hf_tokenizer import HfTokenizer
-from npuperf.service_client import NAME, ServiceClient, ServiceError, excerpt
+from npuperf.service import api
+from npuperf.service.client import NAME, ServiceClient, ServiceError, excerpt
 
 STREAM_CLOCK = "client perf_counter_ns over HTTP (server-sent token events)"
 REPORTED_CLOCK = "latency: client perf_counter_ns over HTTP; TTFT and TPOT: server-reported"

@@ -34,7 +34,7 @@ from npuperf.engines.base import (
     installed_version,
     phases_of,
 )
-from npuperf.model_files import identify
+from npuperf.models.files import identify
 
 NAME = "ort-genai"
 INSTALL = "pip install onnxruntime-genai"

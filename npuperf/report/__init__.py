@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from npuperf.judge.verdict import CaseVerdict, Outcome
 from npuperf.measure import CaseResult
-from npuperf.verdict import CaseVerdict, Outcome
 
 
 @dataclass(frozen=True)

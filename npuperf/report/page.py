@@ -17,11 +17,11 @@ from typing import Any
 
 import markupsafe
 
-from npuperf import history
+from npuperf.judge import history
+from npuperf.judge.stats import median, percentile
 from npuperf.report import Line, digest, figures, planner
 from npuperf.report.jinja import ENV
 from npuperf.report.trends import Trends, from_history
-from npuperf.stats import median, percentile
 
 # Latin first, then the CJK faces Windows (YaHei, JhengHei, Yu Gothic), macOS (PingFang) and
 # Linux (Noto / Source Han, WenQuanYi) ship, so the team's prompts (你好, 分析数据) render.

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from npuperf.floor import Floor
-from npuperf.stats import median, tokens_within
+from npuperf.judge.stats import median, tokens_within
+from npuperf.models.floor import Floor
 
 
 @dataclass(frozen=True)

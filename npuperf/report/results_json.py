@@ -8,9 +8,9 @@ from dataclasses import asdict
 from typing import Any
 
 from npuperf.engines.base import Generation
-from npuperf.probes import qnn
+from npuperf.judge.verdict import Check
+from npuperf.npu import qnn
 from npuperf.report import CaseRecord
-from npuperf.verdict import Check
 
 SCHEMA = "npuperf.results/1"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from npuperf.floor import Floor
+from npuperf.judge.verdict import Outcome
+from npuperf.models.floor import Floor
 from npuperf.report import CaseRecord, planner, row_values
-from npuperf.verdict import Outcome
 
 COLUMNS = (
     ("case", "case"),

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from npuperf import baselines, history
+from npuperf.judge import baselines, history
 from npuperf.report.figures import Series
 
 LAST_RUNS = 30

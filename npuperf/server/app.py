@@ -13,7 +13,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.exceptions import HTTPException
 
-from npuperf import api
 from npuperf.engines.base import Engine
 from npuperf.server.backend import Backend
 from npuperf.server.body_limit import BodyLimit
@@ -21,6 +20,7 @@ from npuperf.server.config import ServerConfig
 from npuperf.server.requests import check_prompt_text, crashed, http_error, infer_request_model, invalid
 from npuperf.server.responses import error
 from npuperf.server.stream import stream_response
+from npuperf.service import api
 
 
 def create_app(

@@ -15,8 +15,8 @@ from typing import Any, Protocol
 
 from fastapi.responses import JSONResponse
 
-from npuperf.breaker import CircuitBreaker
 from npuperf.engines.base import Engine, Generation
+from npuperf.judge.stats import Summary
 from npuperf.measure import load_and_warm
 from npuperf.prompts import team_prompt
 from npuperf.server.config import ServerConfig
@@ -32,7 +32,7 @@ from npuperf.server.responses import (
     server_clock,
     unavailable,
 )
-from npuperf.stats import Summary
+from npuperf.service.breaker import CircuitBreaker
 
 BENCHMARK_METRICS = ("latency_ms", "ttft_ms", "tpot_ms")
 

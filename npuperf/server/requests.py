@@ -16,8 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException
 
-from npuperf import api
 from npuperf.server.responses import error
+from npuperf.service import api
 
 FIELDS = ("prompt", "max_new_tokens", "temperature")
 

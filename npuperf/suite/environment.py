@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from npuperf import conditions
 from npuperf.engines.base import Engine
+from npuperf.machine import conditions
 from npuperf.measure import WarmEngine
 from npuperf.prompts import team_prompt
 from npuperf.report import html as html_report

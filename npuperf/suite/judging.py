@@ -10,15 +10,10 @@ from dataclasses import replace
 
 import pytest
 
-from npuperf import baselines
-from npuperf.device import htp_simulated
 from npuperf.engines.base import Engine, EngineError
-from npuperf.floor import Floor
-from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, measure_case
-from npuperf.report import CaseRecord, properties
-from npuperf.stats import OnlineHolm
-from npuperf.suite.run import Run, attempt, fail, skip
-from npuperf.verdict import (
+from npuperf.judge import baselines
+from npuperf.judge.stats import OnlineHolm
+from npuperf.judge.verdict import (
     CaseVerdict,
     Check,
     Outcome,
@@ -29,6 +24,11 @@ from npuperf.verdict import (
     grid_regression,
     memory_budget,
 )
+from npuperf.machine.device import htp_simulated
+from npuperf.measure import METRICS, Case, CaseResult, WarmEngine, measure_case
+from npuperf.models.floor import Floor
+from npuperf.report import CaseRecord, properties
+from npuperf.suite.run import Run, attempt, fail, skip
 
 # judge(measured, Holm family or None, other processes' cores while measured) -> verdict
 Judge = Callable[[CaseResult, OnlineHolm | None, float | None], CaseVerdict]

@@ -10,22 +10,24 @@ from typing import Any
 
 import pytest
 
-from npuperf import baselines, device, floor
 from npuperf.engines.base import Engine, EngineError, EngineOptions, EngineUnavailable, create_engine
 from npuperf.engines.faults import SlowedEngine
-from npuperf.measure import Case, CaseResult, CaseSpec, WarmEngine, case_specs, load_and_warm, measure_case
-from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
-from npuperf.report import CaseRecord
-from npuperf.suite import environment
-from npuperf.suite.judging import Judging, simulated_htp
-from npuperf.suite.run import Memo, Run, attempt, fail, git_commit, skip
-from npuperf.verdict import (
+from npuperf.judge import baselines
+from npuperf.judge.verdict import (
     Check,
     Outcome,
     Regression,
     circuit_breaker,
     load_budget,
 )
+from npuperf.machine import device
+from npuperf.measure import Case, CaseResult, CaseSpec, WarmEngine, case_specs, load_and_warm, measure_case
+from npuperf.models import floor
+from npuperf.prompts import Prompt, PromptError, corpus_prompt, team_prompt
+from npuperf.report import CaseRecord
+from npuperf.suite import environment
+from npuperf.suite.judging import Judging, simulated_htp
+from npuperf.suite.run import Memo, Run, attempt, fail, git_commit, skip
 
 
 def benchmark_runner(benchmark: Any) -> Callable[[Callable[[], None], int], None]:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from npuperf import npu_checks
 from npuperf.engines.base import EngineError
 from npuperf.engines.faults import SlowedEngine
-from npuperf.engines.genie import GenieConfig, GenieEngine
-from npuperf.probes import qnn
+from npuperf.engines.genie.config import GenieConfig
+from npuperf.engines.genie.engine import GenieEngine
+from npuperf.judge.verdict import Check, circuit_breaker, load_budget
+from npuperf.npu import checks as npu_checks
+from npuperf.npu import qnn
 from npuperf.suite.latency import LatencySection
 from npuperf.suite.run import Memo, Run, attempt, fail, skip
-from npuperf.verdict import Check, circuit_breaker, load_budget
 
 
 class NpuSection:

@@ -12,7 +12,9 @@ from typing import Any
 
 import pytest
 
-from npuperf import atomic, baselines, history
+from npuperf import atomic
+from npuperf.judge import baselines, history
+from npuperf.judge.verdict import Check
 from npuperf.measure import METRICS
 from npuperf.report import CaseRecord, Line, page, results_json, terminal
 from npuperf.suite.latency import LatencySection
@@ -20,7 +22,6 @@ from npuperf.suite.npu import NpuSection
 from npuperf.suite.recording import Recording
 from npuperf.suite.run import Run
 from npuperf.suite.service import ServiceSection
-from npuperf.verdict import Check
 
 
 def _os_reason(exc: OSError, path: Path) -> str:

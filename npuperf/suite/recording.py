@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime
 import functools
 
-from npuperf import baselines
+from npuperf.judge import baselines
 from npuperf.measure import METRICS, measure_case
 from npuperf.suite.latency import LatencySection
 from npuperf.suite.run import Run, git_commit

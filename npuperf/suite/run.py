@@ -13,10 +13,12 @@ from typing import Generic, NoReturn, TypeVar
 
 import pytest
 
-from npuperf import __version__, device, twins
-from npuperf.machine import LoadMeter
+from npuperf import __version__
+from npuperf.judge.verdict import Check, Outcome
+from npuperf.machine import device
+from npuperf.machine.load import LoadMeter
+from npuperf.models import twins
 from npuperf.settings import Settings
-from npuperf.verdict import Check, Outcome
 
 T = TypeVar("T")
 EMBEDDED_TOKENIZER = "models/tiny-qwen2/tokenizer.json"

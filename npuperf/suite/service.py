@@ -10,16 +10,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from npuperf import api, service_checks, service_client
 from npuperf.engines.base import EngineError, EngineUnavailable
 from npuperf.engines.http import HttpEngine
+from npuperf.judge.stats import median
+from npuperf.judge.verdict import Check, Outcome, circuit_breaker, latency_budget
 from npuperf.measure import METRICS, Case, CaseResult, measure_case
 from npuperf.prompts import team_prompt
 from npuperf.report import fmt_ms
 from npuperf.server.launch import ServerProcess, start_process
-from npuperf.stats import median
+from npuperf.service import api
+from npuperf.service import checks as service_checks
+from npuperf.service import client as service_client
 from npuperf.suite.run import Memo, Run, attempt, fail, skip
-from npuperf.verdict import Check, Outcome, circuit_breaker, latency_budget
 
 T = TypeVar("T")
 # engines the reference server can serve when the suite starts it (registered test engines cannot)

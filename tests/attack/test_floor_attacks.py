@@ -13,8 +13,8 @@ import pytest
 
 from attack.conftest import Attack
 from conftest import ROOT, copy_suite, small_suite_ini
-from npuperf import floor
 from npuperf.cli import main
+from npuperf.models import floor
 
 TINY = ROOT / "models" / "tiny-qwen2"
 GENIE = ROOT / "models" / "genie-tiny"

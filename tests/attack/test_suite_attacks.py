@@ -96,7 +96,7 @@ def test_3_a_server_reply_carrying_markup_stays_text_in_the_report(suite: pytest
 WRITER = """
 import sys
 from pathlib import Path
-from npuperf import baselines
+from npuperf.judge import baselines
 sys.path.insert(0, {tests!r})
 from test_baselines import IDENTITY, case
 path, tag = Path(sys.argv[1]), sys.argv[2]
@@ -115,7 +115,7 @@ def test_4_two_writers_updating_one_baseline_file_lose_nothing(tmp_path: Path, a
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     procs = [subprocess.Popen([sys.executable, str(script), str(path), tag], env=env) for tag in ("a", "b")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    from npuperf import baselines
+    from npuperf.judge import baselines
 
     assert len(baselines.load(path).cases) == 50
 

@@ -16,7 +16,8 @@ import pytest
 
 from attack.conftest import Attack
 from conftest import ROOT, copy_suite, small_suite_ini
-from npuperf import atomic, synth, twins
+from npuperf import atomic
+from npuperf.models import synth, twins
 
 pytestmark = pytest.mark.timeout(300)
 

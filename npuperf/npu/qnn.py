@@ -1,7 +1,7 @@
 """ONNX Runtime with the onnxruntime-qnn plugin EP: where a model runs, in which HTP
 performance mode, and what the compile cache saves.
 
-Each probe runs in a fresh Python process (``python -m npuperf.probes.qnn probe ...``):
+Each probe runs in a fresh Python process (``python -m npuperf.npu.qnn probe ...``):
 HTP settings can leak between sessions of one process, a cold compile is only cold in a
 new process, and the EP's own log (stderr, verbose) is the evidence of the performance
 mode it applied. The probe registers the EP as a plugin (never the string provider
@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from npuperf.engines.base import EngineError, EngineUnavailable, ModelError, installed_version
-from npuperf.htp import PERF_MODES
-from npuperf.stats import median
+from npuperf.judge.stats import median
+from npuperf.npu.htp import PERF_MODES
 
 NAME = "qnn"
 INSTALL = "pip install onnxruntime-qnn"
@@ -208,7 +208,7 @@ def probe(
         raise ValueError(f"runs must be >= 1, got {runs}")
     if not model.is_file():
         raise ModelError(f"ONNX model {str(model)!r} does not exist")
-    cmd = [python, "-m", "npuperf.probes.qnn", "probe", str(model), "--perf-mode", perf_mode, "--runs", str(runs)]
+    cmd = [python, "-m", "npuperf.npu.qnn", "probe", str(model), "--perf-mode", perf_mode, "--runs", str(runs)]
     if context_out is not None:
         cmd += ["--context-out", str(context_out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[2]), *sys.path])}
@@ -368,7 +368,7 @@ def _feeds(inputs: Sequence[Any]) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m npuperf.probes.qnn", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m npuperf.npu.qnn", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("probe", help="one fresh-process probe; prints a JSON line")
     one.add_argument("model")

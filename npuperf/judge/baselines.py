@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from npuperf import atomic
-from npuperf.stats import Summary, median, upper_median
+from npuperf.judge.stats import Summary, median, upper_median
 
 SCHEMA = "npuperf.baseline/3"
 # v1 (no noise floor) and v2 still load: their key splits into identity and provenance.
@@ -81,7 +81,7 @@ class Identity:
 
     def filename(self) -> str:
         """e.g. ``linux-x86_64-amd-epyc-2c/ort-genai-cpu-tiny-qwen2-1a2b3c4d5e6f.json``."""
-        from npuperf.device import slug
+        from npuperf.machine.device import slug
 
         name = re.sub(r"[^a-z0-9_.]+", "-", f"{self.engine}-{self.provider}-{self.model_id}".lower())
         return f"{slug(dict(self.device))}/{name}-{self.digest}.json"

@@ -18,7 +18,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from npuperf.stats import OnlineHolm, RatioTest, Summary, median_of_ratios, ratio_of_medians
+from npuperf.judge.stats import OnlineHolm, RatioTest, Summary, median_of_ratios, ratio_of_medians
 
 
 class Outcome(enum.Enum):

@@ -1,6 +1,6 @@
 """One Qwen2 decoder block as a static-shape QDQ ONNX model, for the QNN HTP checks.
 
-``python -m npuperf.synth qnn-block`` writes models/qnn-block/model.onnx: the shapes of
+``npuperf synth qnn-block`` writes models/qnn-block/model.onnx: the shapes of
 one layer of the embedded model (hidden 256, 4 query heads, 2 key/value heads,
 intermediate 704) at a fixed sequence of 64 tokens, with seeded random weights, then
 quantized for QNN (8-bit weights, 16-bit activations, as the QNN LLM exports use).

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from npuperf.stats import median, ratio_of_medians
+from npuperf.judge.stats import median, ratio_of_medians
 
 MIN_SIZE = 4  # runs on each side of a change: fewer cannot tell a step from a bad night
 PERMUTATIONS = 199

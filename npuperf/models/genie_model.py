@@ -1,6 +1,6 @@
 """genie-tiny: a Qwen2-shaped decoder that Qualcomm Genie runs as a real dialog on the HTP.
 
-``python -m npuperf.synth genie-tiny`` writes models/genie-tiny/:
+``npuperf synth genie-tiny`` writes models/genie-tiny/:
 
 - ``genie_config.json``: a ``basic`` dialog on the ``QnnHtp`` backend (greedy sampler);
 - ``tokenizer.json``: byte-level (token id = byte value) plus ``<|endoftext|>`` (256);

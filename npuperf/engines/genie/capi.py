@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from npuperf.device import htp_simulated
 from npuperf.engines.base import EngineError, Generation, ModelError, OnToken, phases_of
-from npuperf.engines.genie import CLOCK, GenieConfig, parse_profile, profile_figures, profile_generation
+from npuperf.engines.genie.config import GenieConfig
+from npuperf.engines.genie.profile import CLOCK, parse_profile, profile_figures, profile_generation
+from npuperf.machine.device import htp_simulated
 
 STATUS = {
     0: "SUCCESS",

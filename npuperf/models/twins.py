@@ -26,7 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from npuperf import atomic, floor, synth
+from npuperf import atomic
+from npuperf.models import floor
+from npuperf.models import synth
 
 BUILDER = 1  # bump when what a twin is built from changes (recipe fields, builder options)
 PREFIX = "synthetic:"

@@ -1,6 +1,6 @@
 """Synthetic "shape twin" models: real Qwen2 architecture, random weights, fixed seed.
 
-``python -m npuperf.synth tiny`` rebuilds the embedded default model in models/tiny-qwen2:
+``npuperf synth tiny`` (npuperf/cli/synth.py) rebuilds the embedded default model in models/tiny-qwen2:
 
 1. a byte-level BPE tokenizer trained on the fixed bilingual corpus (npuperf/data/corpus.txt);
 2. ``Qwen2ForCausalLM(config)`` with seeded random weights, written with ``save_pretrained``;
@@ -9,17 +9,14 @@
 Needs the synth requirements (requirements-synth.txt: torch==2.13.0, transformers, ...).
 The generated folder is committed, so running the suite never needs torch.
 
-``python -m npuperf.synth qnn-block`` rebuilds models/qnn-block, the static-shape QDQ
-decoder block the QNN checks run (npuperf/qdq_block.py; needs onnx, not torch).
-
-``python -m npuperf.synth genie-tiny`` rebuilds models/genie-tiny, the Qwen2-shaped decoder
-Qualcomm Genie runs as a real dialog (npuperf/genie_model.py; needs onnx and onnxruntime-qnn;
-``--htp-arch`` / ``--soc-model`` compile the binary for a device's HTP instead of the simulator).
+``npuperf synth qnn-block`` rebuilds models/qnn-block, the static-shape QDQ decoder block
+the QNN checks run (qdq_block.py; needs onnx, not torch), and ``npuperf synth genie-tiny``
+models/genie-tiny, the Qwen2-shaped decoder Qualcomm Genie runs as a real dialog
+(genie_model.py, genie_build.py). Shape twins (twins.py) are built with this module's ``build``.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -27,11 +24,12 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-CORPUS = Path(__file__).parent / "data" / "corpus.txt"
+from npuperf.prompts import CORPUS
+
 SPECIAL_TOKENS = ("<|endoftext|>", "<|im_start|>", "<|im_end|>")
 MANIFEST = "npuperf_model.json"
 
@@ -206,7 +204,7 @@ def _recipe_doc(recipe: Recipe) -> dict[str, Any]:
 
 def _decode_read_bytes(model: Path) -> int | None:
     """Bytes one decode step reads, counted from the ONNX initializers (npuperf.floor)."""
-    from npuperf import floor
+    from npuperf.models import floor
 
     counted = floor.onnx_read_bytes(model)
     return None if counted is None else counted[0]
@@ -268,103 +266,3 @@ def build(  # type: ignore[no-untyped-def]
         built.rename(out)
     log(f"done: {out} ({sum(p.stat().st_size for p in out.iterdir()) / 1e6:.1f} MB)")
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m npuperf.synth", description=__doc__.splitlines()[0])
-    from npuperf import twins
-
-    parser.add_argument(
-        "recipe",
-        choices=[*sorted(RECIPES), "qnn-block", "genie-tiny", *sorted(twins.TWINS)],
-        help="which synthetic model to build (a shape-twin preset goes to the cache, --model synthetic:<preset>)",
-    )
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: models/<name>)")
-    parser.add_argument("--force", action="store_true", help="replace an existing output folder")
-    parser.add_argument(
-        "--unsupported-op",
-        default=None,
-        help="qnn-block only: put this ONNX op (e.g. Erf) into the MLP, to force a CPU fallback on QNN",
-    )
-    parser.add_argument(
-        "--precision",
-        choices=PRECISIONS,
-        default=None,
-        help="weights of a decoder model (default: the recipe's, int4); another precision is a re-export of the "
-        "same model, e.g. to check that a baseline catches it",
-    )
-    parser.add_argument("--htp-arch", default=None, help="genie-tiny only: QNN htp_arch of the target (e.g. 73)")
-    parser.add_argument("--soc-model", default=None, help="genie-tiny only: QNN soc_model of the target (e.g. 60)")
-    args = parser.parse_args(argv)
-    if args.recipe in twins.TWINS:
-        try:
-            print(twins.ensure(args.recipe, log=lambda line: print(line, flush=True)))
-        except twins.TwinError as exc:
-            print(f"npuperf.synth: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    if args.recipe == "genie-tiny":
-        target = {k: v for k, v in (("htp_arch", args.htp_arch), ("soc_model", args.soc_model)) if v}
-        return _build_genie(args.out or Path("models") / "genie-tiny", force=args.force, target=target)
-    if args.htp_arch or args.soc_model:
-        parser.error("--htp-arch and --soc-model apply to genie-tiny only")
-    if args.recipe == "qnn-block":
-        return _build_block(args.out or Path("models") / "qnn-block", force=args.force, unsupported=args.unsupported_op)
-    if args.unsupported_op:
-        parser.error("--unsupported-op applies to qnn-block only")
-    recipe = RECIPES[args.recipe]
-    if args.precision is not None:
-        recipe = replace(recipe, precision=args.precision)
-    out = args.out if args.out is not None else Path("models") / recipe.name
-    try:
-        build(recipe, out, force=args.force)
-    except SynthError as exc:
-        print(f"npuperf.synth: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-def _build_block(out: Path, *, force: bool, unsupported: str | None = None) -> int:
-    from npuperf import qdq_block
-
-    if out.exists() and not force:
-        print(f"npuperf.synth: {str(out)!r} already exists; pass --force to replace it", file=sys.stderr)
-        return 2
-    try:
-        import onnx  # noqa: F401
-    except ImportError as exc:
-        print(
-            f"npuperf.synth: the QDQ block needs onnx ({exc}); pip install -r requirements-synth.txt", file=sys.stderr
-        )
-        return 2
-    with tempfile.TemporaryDirectory(prefix="npuperf-synth-", dir=out.parent if out.parent.exists() else None) as tmp:
-        built = Path(tmp) / "block"
-        model = qdq_block.build(qdq_block.BlockRecipe(), built, unsupported=unsupported)
-        if out.exists():
-            out.rename(Path(tmp) / "old")
-        built.rename(out)
-    print(f"done: {out / model.name} ({(out / model.name).stat().st_size / 1e6:.2f} MB)")
-    return 0
-
-
-def _build_genie(out: Path, *, force: bool, target: dict[str, str]) -> int:
-    from npuperf import genie_build
-
-    if out.exists() and not force:
-        print(f"npuperf.synth: {str(out)!r} already exists; pass --force to replace it", file=sys.stderr)
-        return 2
-    try:
-        genie_build.build_bundle(out, target)
-    except genie_build.BuildError as exc:
-        print(f"npuperf.synth: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    try:
-        raise SystemExit(main())
-    except KeyboardInterrupt:
-        # every build is atomic (a temporary folder, renamed at the end): nothing was replaced
-        print("npuperf.synth: interrupted; nothing was written", file=sys.stderr)
-        raise SystemExit(130) from None

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from npuperf.api import SEED_REQUEST
-from npuperf.service_client import Answer, BadInput, Load
-from npuperf.stats import Summary, median, percentile
-from npuperf.verdict import Check, passed_if
+from npuperf.judge.stats import Summary, median, percentile
+from npuperf.judge.verdict import Check, passed_if
+from npuperf.service.api import SEED_REQUEST
+from npuperf.service.client import Answer, BadInput, Load
 
 # The benchmark endpoint and the client measure the same requests: the client's median may
 # exceed the server's in-process median by the HTTP path, and either may drift by noise.

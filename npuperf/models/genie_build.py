@@ -1,4 +1,4 @@
-"""``python -m npuperf.synth genie-tiny``: build, compile and check the embedded Genie bundle.
+"""``npuperf synth genie-tiny``: build, compile and check the embedded Genie bundle.
 
 Steps (npuperf/genie_model.py has the model): the float graph, QDQ quantisation with
 natively quantised I/O, the tokenizer, the QNN context binary (ONNX Runtime's QNN EP), the
@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from npuperf import genie_model
+from npuperf.models import genie_model
 from npuperf.engines.base import EngineError, installed_version
 
 CHECK_PROMPT = "你好, Genie"
@@ -72,7 +72,7 @@ def check(bundle: Path, recipe: genie_model.GenieRecipe) -> list[int]:
     """Genie's greedy tokens equal ONNX Runtime's on the CPU for the same prompt; returns them."""
     from tokenizers import Tokenizer
 
-    from npuperf.engines.genie import GenieEngine
+    from npuperf.engines.genie.engine import GenieEngine
 
     tokenizer = Tokenizer.from_file(str(bundle / "tokenizer.json"))
     ids = tokenizer.encode(CHECK_PROMPT).ids

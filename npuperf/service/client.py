@@ -19,8 +19,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from npuperf import api
 from npuperf.engines.base import EngineError, EngineUnavailable
+from npuperf.service import api
 
 NAME = "http"
 INSTALL = "pip install httpx"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from npuperf.stats import Summary
+from npuperf.judge.stats import Summary
 
 BUSY_TIMEOUT_MS = 30_000  # a nightly never waits this long for another run's one transaction
 METRICS = ("latency_ms", "ttft_ms", "tpot_ms")

@@ -26,7 +26,8 @@ from collections.abc import Callable
 from typing import Any
 
 from npuperf.engines.base import EngineError, Generation, ModelError, OnToken
-from npuperf.engines.genie import CLOCK, GenieConfig, init_time_ms, parse_profile, profile_generation
+from npuperf.engines.genie.config import GenieConfig
+from npuperf.engines.genie.profile import CLOCK, init_time_ms, parse_profile, profile_generation
 
 
 class AppBuilderBackend:

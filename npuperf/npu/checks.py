@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from npuperf.engines.genie import GenieConfig
-from npuperf.probes.qnn import CompileCache, Probe
-from npuperf.verdict import Check, Outcome, passed_if
+from npuperf.engines.genie.config import GenieConfig
+from npuperf.judge.verdict import Check, Outcome, passed_if
+from npuperf.npu.qnn import CompileCache, Probe
 
 
 def _short(path: str) -> str:
