@@ -267,7 +267,7 @@ def build(recipe: GenieRecipe, out: Path, *, log: Any = print) -> Path:
         onnx.save(model, str(float_path))
         log(f"[2/4] QDQ quantisation ({recipe.calibration_steps} calibration steps)")
         _quantize(recipe, float_path, qdq_path)
-        qio = quantised_io(onnx.load(str(qdq_path)))
+        qio = quantised_io(settled_scales(onnx.load(str(qdq_path))))
         onnx.checker.check_model(qio)
         onnx.save(qio, str(out / QIO))
     write_tokenizer(out / "tokenizer.json")
@@ -323,6 +323,42 @@ def calibration_feeds(recipe: GenieRecipe) -> list[dict[str, Any]]:
             ).astype(np.float32)
         feeds.append(feed)
     return feeds
+
+
+# Mantissa bits an activation scale keeps (float32 has 23). The calibration runs the float graph on
+# ONNX Runtime's CPU kernels, which differ by instruction set: AVX2 and AVX-512 hosts computed a few
+# scales 1 ulp apart, so the bundle rebuilt byte for byte on one and not on the other. Rounded to 12
+# bits (a relative step of 2.4e-4, far below what a uint16 activation resolves), such neighbours
+# land on the same value; only one that straddles a rounding boundary (odds ~1e-3 per scale) would not.
+SCALE_BITS = 12
+
+
+def settled_scales(model: Any) -> Any:
+    """The QDQ model with each activation scale rounded to SCALE_BITS mantissa bits (weights' and
+    the fixed I/O scales untouched), so a rebuild does not depend on the CPU that calibrated it."""
+    import numpy as np
+    from onnx import numpy_helper
+
+    g = model.graph
+    inits = {i.name: i for i in g.initializer}
+    fixed = {f"{name}_scale" for name in _quant_overrides_names(model)}
+    drop = 23 - SCALE_BITS
+    for node in g.node:
+        if node.op_type != "QuantizeLinear" or node.input[0] in inits or node.input[1] in fixed:
+            continue
+        scale = inits.get(node.input[1])
+        if scale is None:
+            continue
+        bits = numpy_helper.to_array(scale).astype(np.float32).view(np.uint32)
+        rounded = ((bits + np.uint32(1 << (drop - 1))) & np.uint32(0xFFFFFFFF ^ ((1 << drop) - 1))).view(np.float32)
+        scale.CopyFrom(numpy_helper.from_array(rounded, scale.name))
+    return model
+
+
+def _quant_overrides_names(model: Any) -> set[str]:
+    """The graph's I/O tensors, whose scales are fixed by the contract (``_quant_overrides``)."""
+    g = model.graph
+    return {i.name for i in g.input} | {o.name for o in g.output}
 
 
 def quantised_io(model: Any) -> Any:
