@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import ROOT
 from npuperf.settings import OPTIONS, Option, SettingsError, load_budget_overrides, resolve
 
 
@@ -106,3 +107,13 @@ def test_a_default_parses_to_the_declared_kind(tmp_path: Path) -> None:
     s = settings(tmp_path)
     assert (s.fail_inconclusive, s.http_stream, s.baselines_dir, s.qnn_cache_dir) == (False, True, "baselines", "")
     assert settings(tmp_path, baselines_dir=" ").baselines_dir == "baselines"
+
+
+def test_every_option_is_documented_with_its_ini_key_and_default() -> None:
+    """docs/options.md is the option reference: a new option is not done until it is there."""
+    page = (ROOT / "docs" / "options.md").read_text(encoding="utf-8")
+    rows = {line.split("|")[1].strip(): line for line in page.splitlines() if line.startswith("| `--")}
+    for opt in OPTIONS:
+        row = next((r for flags, r in rows.items() if f"`{opt.flag}`" in flags), None)
+        assert row is not None, f"{opt.flag} is not in docs/options.md"
+        assert f"`{opt.ini}`" in row, f"{opt.flag}: its ini key {opt.ini} is not in its row"
