@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
-from npuperf.engines.base import Engine, EngineError, Generation
+from npuperf.engines.base import Engine, EngineError, EngineInfo, Generation
 from npuperf.judge.stats import Summary, median, percentile
 from npuperf.machine.usage import MemorySampler, Usage, UsageClock, rss_mb
 from npuperf.prompts import Prompt, corpus_key
@@ -102,16 +102,29 @@ class TokenGaps:
 class CaseResult:
     """All measured generations of one case, with per-metric summaries, and what the process
     used meanwhile (``usage`` per generation, ``peak_rss_mb`` over the case; empty/None when
-    measured without instruments)."""
+    measured without instruments).
+
+    A case measured in several processes (npuperf.workers) keeps which process made each
+    generation (``processes``, one index per generation; empty: all in one) and the cores other
+    processes kept busy while each process measured it (``background``, by process index).
+    The regression verdict uses each process's median as its unit (``groups``); the pooled
+    figures here are what the tables and the budget show.
+    """
 
     case: Case
     generations: tuple[Generation, ...]
     usage: tuple[Usage, ...] = ()
     peak_rss_mb: float | None = None
+    processes: tuple[int, ...] = ()
+    background: Mapping[int, float | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.generations:
             raise ValueError(f"case {self.case.id}: no generations were measured")
+        if self.processes and len(self.processes) != len(self.generations):
+            raise ValueError(
+                f"case {self.case.id}: {len(self.processes)} process tags for {len(self.generations)} generations"
+            )
 
     def samples(self, metric: str) -> tuple[float, ...]:
         """Per-repetition values of ``metric`` (one of METRICS); TPOT skips 1-token runs."""
@@ -119,6 +132,69 @@ class CaseResult:
             raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
         values = (getattr(g, metric) for g in self.generations)
         return tuple(v for v in values if v is not None)
+
+    @property
+    def tags(self) -> tuple[int, ...]:
+        """The process index of each generation (0 for all when measured in one process)."""
+        return self.processes or (0,) * len(self.generations)
+
+    @property
+    def process_ids(self) -> tuple[int, ...]:
+        """The processes that measured this case, in the order they first appear."""
+        return tuple(dict.fromkeys(self.tags))
+
+    def groups(self, metric: str) -> tuple[tuple[float, ...], ...]:
+        """``metric``'s samples per process, in ``process_ids`` order (processes without one left out)."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; known: {', '.join(METRICS)}")
+        by: dict[int, list[float]] = {p: [] for p in self.process_ids}
+        for tag, gen in zip(self.tags, self.generations, strict=True):
+            value = getattr(gen, metric)
+            if value is not None:
+                by[tag].append(value)
+        return tuple(tuple(v) for v in by.values() if v)
+
+    def keyed(self, metric: str) -> dict[int, tuple[float, ...]]:
+        """``metric``'s samples per process, keyed by process index (processes without one left out)."""
+        by: dict[int, list[float]] = {}
+        for tag, gen in zip(self.tags, self.generations, strict=True):
+            value = getattr(gen, metric)
+            if value is not None:
+                by.setdefault(tag, []).append(value)
+        return {p: tuple(v) for p, v in by.items()}
+
+    def only(self, keep: Sequence[int]) -> CaseResult:
+        """The generations of the processes in ``keep`` (e.g. those measured while the machine was quiet)."""
+        chosen = [i for i, tag in enumerate(self.tags) if tag in set(keep)]
+        if not chosen:
+            raise ValueError(f"case {self.case.id}: none of processes {list(keep)} measured it")
+        return replace(
+            self,
+            generations=tuple(self.generations[i] for i in chosen),
+            usage=tuple(self.usage[i] for i in chosen) if len(self.usage) == len(self.generations) else (),
+            processes=tuple(self.tags[i] for i in chosen),
+            background={p: c for p, c in self.background.items() if p in set(keep)},
+            peak_rss_mb=self.peak_rss_mb,
+        )
+
+    @classmethod
+    def combined(cls, parts: Sequence[CaseResult]) -> CaseResult:
+        """One case measured by several processes, as one result (each keeps its process tags)."""
+        if not parts:
+            raise ValueError("nothing to combine")
+        first = parts[0]
+        if any(p.case != first.case for p in parts):
+            raise ValueError(f"case {first.case.id}: the processes measured different prompts or budgets")
+        aligned = all(len(p.usage) == len(p.generations) for p in parts)
+        peaks = [p.peak_rss_mb for p in parts if p.peak_rss_mb is not None]
+        return cls(
+            case=first.case,
+            generations=tuple(g for p in parts for g in p.generations),
+            usage=tuple(u for p in parts for u in p.usage) if aligned else (),
+            peak_rss_mb=max(peaks) if peaks else None,
+            processes=tuple(t for p in parts for t in p.tags),
+            background={k: v for p in parts for k, v in p.background.items()},
+        )
 
     @cached_property
     def latency(self) -> Summary:
@@ -194,7 +270,12 @@ class CaseResult:
 
 
 def measure_case(
-    engine: Engine, case: Case, repetitions: int, runner: Runner = loop_runner, instruments: bool = True
+    engine: Engine,
+    case: Case,
+    repetitions: int,
+    runner: Runner = loop_runner,
+    instruments: bool = True,
+    process: int | None = None,
 ) -> CaseResult:
     """Run ``case`` ``repetitions`` times through ``runner`` and keep every Generation.
 
@@ -222,7 +303,8 @@ def measure_case(
         # A disabled pytest-benchmark runs the function only once; finish the repetitions here.
         loop_runner(once, repetitions - len(generations))
     peak = sampler.peak_mb if isinstance(sampler, MemorySampler) else None
-    return CaseResult(case=case, generations=tuple(generations), usage=tuple(usage), peak_rss_mb=peak)
+    tags = () if process is None else (process,) * len(generations)
+    return CaseResult(case=case, generations=tuple(generations), usage=tuple(usage), peak_rss_mb=peak, processes=tags)
 
 
 def _checked(gen: Generation, case: Case) -> Generation:
@@ -253,6 +335,76 @@ class WarmEngine:
             if g.prompt_tokens == self.cold.prompt_tokens and g.requested_new_tokens == self.cold.requested_new_tokens
         ]
         return Summary.of(same).median if same else None
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """One process's part of a run: how it loaded the engine (when it loaded one) and the cases it
+    measured, each tagged with this process's ``index``. ``side`` names the artefact of an A/B run."""
+
+    index: int
+    info: EngineInfo
+    cases: Mapping[str, CaseResult]
+    load_s: float | None = None
+    loaded_rss_mb: float | None = None
+    cold: Generation | None = None
+    warm_latency_ms: float | None = None
+    side: str = ""
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """The engine under test as the run's processes loaded it: each load, each cold first call.
+
+    The load budget and the breaker are judged on the worst of them (each is a user's app
+    starting). ``engine`` is the engine itself when it was loaded in this process (--processes 0).
+    """
+
+    info: EngineInfo
+    runs: tuple[ProcessRun, ...]
+    engine: Engine | None = None
+
+    def __post_init__(self) -> None:
+        if not any(r.load_s is not None and r.cold is not None for r in self.runs):
+            raise ValueError("no process of the run reported loading the engine")
+
+    @property
+    def loads(self) -> tuple[ProcessRun, ...]:
+        return tuple(r for r in self.runs if r.load_s is not None and r.cold is not None)
+
+    @property
+    def load_s(self) -> float:
+        """The slowest load."""
+        return max(r.load_s or 0.0 for r in self.loads)
+
+    @property
+    def load_times(self) -> tuple[float, ...]:
+        return tuple(r.load_s or 0.0 for r in self.loads)
+
+    @property
+    def _coldest(self) -> ProcessRun:
+        return max(self.loads, key=lambda r: r.cold.latency_ms if r.cold is not None else 0.0)
+
+    @property
+    def cold(self) -> Generation:
+        """The slowest cold first call."""
+        cold = self._coldest.cold
+        assert cold is not None
+        return cold
+
+    @property
+    def cold_latencies(self) -> tuple[float, ...]:
+        return tuple(r.cold.latency_ms for r in self.loads if r.cold is not None)
+
+    @property
+    def warm_latency_ms(self) -> float | None:
+        """The warm median of the process whose cold call was the slowest (the same prompt and budget)."""
+        return self._coldest.warm_latency_ms
+
+    @property
+    def loaded_rss_mb(self) -> float | None:
+        values = [r.loaded_rss_mb for r in self.loads if r.loaded_rss_mb is not None]
+        return max(values) if values else None
 
 
 def load_and_warm(

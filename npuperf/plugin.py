@@ -17,6 +17,8 @@ from npuperf.report import PROPERTY_PREFIX
 from npuperf.report import html as html_report
 from npuperf.settings import OPTIONS, Option, SettingsError, resolve
 from npuperf.suite import environment
+from npuperf.suite.outputs import Outputs
+from npuperf.suite.run import NOT_JUDGED
 from npuperf.suite.session import PerfSession
 
 SESSION = pytest.StashKey[PerfSession]()
@@ -84,6 +86,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     config.stash[SESSION].order(items)
 
 
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """A case that could not be judged (a busy machine) is a state of its own: letter J, NOT JUDGED."""
+    if report.skipped and NOT_JUDGED in str(report.longrepr):
+        return "not judged", "J", "NOT JUDGED"
+    return None
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     perf = metafunc.config.stash[SESSION]
     if "npuperf_http_budget" in metafunc.fixturenames:
@@ -100,11 +109,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
-    outputs = config.stash[SESSION].outputs
+    write_summary(terminalreporter, config.stash[SESSION].outputs)
+
+
+def write_summary(terminalreporter: Any, outputs: Outputs) -> None:
+    """The run's summary, or its notes when nothing was measured (Ctrl-C, a model that did not
+    load); then what must not be missed, right above pytest's last line, which counts a refusal."""
     if outputs.anything:
         terminalreporter.write_sep("=", "npuperf latency summary")
         for line in outputs.summary():
             terminalreporter.write_line(line.text, yellow=line.warn)
+    elif outputs.run.notes:
+        terminalreporter.write_sep("=", "npuperf")
+        for note in outputs.run.notes:
+            terminalreporter.write_line(note)
+    for words in outputs.last_words():
+        terminalreporter.write_line(words, red=True, bold=True)
+    if outputs.refused:  # "36 passed, 1 baselines not written"
+        terminalreporter.stats.setdefault("baselines not written", []).append(outputs.refused)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -151,7 +173,7 @@ def npuperf_junit_suite(pytestconfig: pytest.Config, record_testsuite_property: 
     """After the run, the environment (engine, device, model...) as JUnit XML suite properties."""
     yield
     perf = pytestconfig.stash[SESSION]
-    if perf.latency.warm_engine is not None:
+    if perf.latency.loaded is not None:
         for name, value in perf.latency.environment().items():
             slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
             record_testsuite_property(PROPERTY_PREFIX + ("version" if slug == "npuperf" else slug), value)

@@ -306,7 +306,21 @@ OPTIONS: tuple[Option, ...] = (
         "literal team prompts to measure too, comma list, or 'none'",
         _team_prompts,
     ),
-    Option("--repetitions", "npuperf_repetitions", "10", "measured repetitions per case", _at_least(1)),
+    Option(
+        "--processes",
+        "npuperf_processes",
+        "5",
+        "fresh worker processes that each load the model and measure every case (their medians are the "
+        "verdict's unit); 0 measures in this process",
+        _at_least(0),
+    ),
+    Option(
+        "--repetitions",
+        "npuperf_repetitions",
+        "4",
+        "measured generations per case in each process",
+        _at_least(1),
+    ),
     Option("--warmup", "npuperf_warmup", "5", "warm-up generations after the cold first call", _at_least(0)),
     Option(
         "--latency-budget-ms",
@@ -381,6 +395,43 @@ OPTIONS: tuple[Option, ...] = (
         "0.25",
         "regression tolerance (per case and grid) of cases measured while the machine was busy, fraction",
         _fraction("a fraction from 0 to 10, like 0.25"),
+    ),
+    Option(
+        "--quiet-wait-s",
+        "npuperf_quiet_wait_s",
+        "60",
+        "cases measured while other processes kept the machine busy are measured again once it is quiet; "
+        "wait at most this long for that (s)",
+        _non_negative_of("seconds"),
+    ),
+    Option(
+        "--cross-host",
+        "npuperf_cross_host",
+        "advisory",
+        "a baseline recorded on another host: advisory (regressions against it are shown, not failed) or "
+        "strict (failed as on this host)",
+        _one_of(("advisory", "strict")),
+    ),
+    Option(
+        "--record-budget-s",
+        "npuperf_record_budget_s",
+        "600",
+        "--update-baselines measures passes until two agree (and none was disturbed) for at most this long (s) "
+        "before it refuses",
+        _positive_of("seconds"),
+    ),
+    Option(
+        "--ab-model",
+        "npuperf_ab_model",
+        "",
+        "A/B: measure this reference model (a folder or Genie config) in processes alternating with --model's, "
+        "and judge --model against it instead of the stored baseline",
+    ),
+    Option(
+        "--ab-python",
+        "npuperf_ab_python",
+        "",
+        "A/B: start the reference's processes with this Python (another environment: a runtime or SDK upgrade)",
     ),
     Option(
         "--max-noise-floor",
@@ -549,6 +600,7 @@ class Settings:
     token_budgets: tuple[int, ...]
     prompt_lengths: tuple[int, ...]
     team_prompts: tuple[str, ...]
+    processes: int
     repetitions: int
     warmup: int
     latency_budget_ms: float
@@ -563,6 +615,11 @@ class Settings:
     fail_inconclusive: bool
     max_background_cores: float
     busy_tolerance: float
+    quiet_wait_s: float
+    cross_host: str
+    record_budget_s: float
+    ab_model: str
+    ab_python: str
     max_noise_floor: float
     inject_slowdown: float
     inject_stall: float
@@ -614,6 +671,17 @@ def _check_combinations(settings: Settings) -> None:
         raise SettingsError(
             f"--model {settings.model}: a shape twin is an onnxruntime-genai model (--engine ort-genai); "
             "the genie engine takes a bundle's genie_config.json"
+        )
+    ab = settings.ab_model or settings.ab_python
+    if ab and settings.update_baselines:
+        raise SettingsError(
+            "--ab-model/--ab-python with --update-baselines: an A/B run judges against its reference, not a "
+            "baseline; use one or the other"
+        )
+    if ab and settings.processes < 1:
+        raise SettingsError(
+            f"--processes {settings.processes} with --ab-model/--ab-python: an A/B run alternates worker processes; "
+            "expected --processes 1 or more"
         )
     if settings.inject_stall and settings.update_baselines:
         raise SettingsError(

@@ -1,8 +1,9 @@
-"""Session fixtures of the suite: the engine is loaded and warmed once, then shared.
+"""Session fixtures of the suite: the grid is measured once, then shared.
 
-The work is done by npuperf's sections (``npuperf_session.latency.warm()`` -> ``measure.load_and_warm``);
-these fixtures give it the names the tests use. Choose the engine and model with
---engine / --model (or npuperf_engine / npuperf_model in pytest.ini).
+The work is done by npuperf's sections (``npuperf_session.latency.load()``: --processes fresh
+worker processes, each loading the model, making its cold first call, warming up and measuring
+every selected case); these fixtures give it the names the tests use. Choose the engine and
+model with --engine / --model (or npuperf_engine / npuperf_model in pytest.ini).
 """
 
 from __future__ import annotations
@@ -10,21 +11,21 @@ from __future__ import annotations
 import pytest
 
 from npuperf.judge.baselines import Lookup
-from npuperf.measure import WarmEngine
+from npuperf.measure import Loaded
 from npuperf.npu.qnn import QnnReport
 from npuperf.suite.service import Service
 from npuperf.suite.session import PerfSession
 
 
 @pytest.fixture(scope="session")
-def engine(npuperf_session: PerfSession) -> WarmEngine:
-    """Loaded once per session: load time recorded, the first call kept as the cold call,
-    then --warmup calls before any measured case."""
-    return npuperf_session.latency.warm()
+def engine(npuperf_session: PerfSession) -> Loaded:
+    """The engine as each process loaded it (load time, the cold first call, --warmup calls before
+    any measured case), with the grid measured."""
+    return npuperf_session.latency.load()
 
 
 @pytest.fixture(scope="session")
-def baseline(npuperf_session: PerfSession, engine: WarmEngine) -> Lookup:
+def baseline(npuperf_session: PerfSession, engine: Loaded) -> Lookup:
     """The accepted baseline for this device x engine x model (or why there is none)."""
     return npuperf_session.latency.baseline(engine)
 

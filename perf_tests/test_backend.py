@@ -40,17 +40,17 @@ from __future__ import annotations
 
 import pytest
 
-from npuperf.measure import WarmEngine
+from npuperf.measure import Loaded
 from npuperf.npu.qnn import QnnReport
 from npuperf.suite.service import Service
 from npuperf.suite.session import PerfSession
 
 
-def test_model_load_within_budget(npuperf_session: PerfSession, engine: WarmEngine) -> None:
+def test_model_load_within_budget(npuperf_session: PerfSession, engine: Loaded) -> None:
     npuperf_session.latency.check_load(engine)
 
 
-def test_cold_first_call_under_breaker(npuperf_session: PerfSession, engine: WarmEngine) -> None:
+def test_cold_first_call_under_breaker(npuperf_session: PerfSession, engine: Loaded) -> None:
     npuperf_session.latency.check_cold_call(engine)
 
 

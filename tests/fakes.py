@@ -180,10 +180,18 @@ def _missing(options: EngineOptions) -> SleepEngine:
     raise EngineUnavailable("missing-runtime", "cannot import fake_runtime", "pip install fake-runtime")
 
 
+def sleeping(options: EngineOptions) -> SleepEngine:
+    """The sleeping fake from a module-level factory: a worker process can import it."""
+    return SleepEngine(**_params(Path(options.model).name))
+
+
 def register() -> None:
+    # lambdas: a worker process cannot import them, so these are measured in the test's process
     register_engine("fake", lambda options: SleepEngine(**_params(Path(options.model).name)))
     register_engine("missing-runtime", _missing)
     register_engine("fake-clock", lambda options: ClockEngine(**_params(Path(options.model).name)))
+    # importable: measured in fresh worker processes, as the built-in engines are
+    register_engine("fake-proc", sleeping)
 
 
 _INTS = ("slow_every", "stop_after", "burst_from", "burst_to")

@@ -30,7 +30,7 @@ def case(
         prompt_tokens=64,
         new_tokens=32,
         sampling="greedy",
-        samples={"latency_ms": latency, "ttft_ms": (100.0, 101.0), "tpot_ms": (9.0, 9.1)},
+        samples={"latency_ms": (latency,), "ttft_ms": ((100.0, 101.0),), "tpot_ms": ((9.0, 9.1),)},
         recorded_at="2026-11-25T00:00:00+00:00",
         commit="abc",
         provenance=NOW if provenance is None else provenance,
@@ -69,8 +69,8 @@ def test_save_then_load_round_trips_with_provenance(tmp_path: Path) -> None:
     baselines.save(path, BaselineFile(identity=IDENTITY, cases={"t32-p64": case()}))
     loaded = baselines.load(path)
     assert loaded.identity == IDENTITY
-    assert loaded.schema == "npuperf.baseline/3"
-    assert loaded.cases["t32-p64"].samples["latency_ms"] == (400.0, 410.0)
+    assert loaded.schema == "npuperf.baseline/4"
+    assert loaded.cases["t32-p64"].samples["latency_ms"] == ((400.0, 410.0),)
     assert loaded.cases["t32-p64"].provenance == NOW
 
 
@@ -78,7 +78,7 @@ def test_file_is_diff_friendly(tmp_path: Path) -> None:
     path = tmp_path / "b.json"
     baselines.save(path, BaselineFile(identity=IDENTITY, cases={"t8-p8": case("t8-p8"), "t32-p64": case()}))
     text = path.read_text(encoding="utf-8")
-    assert '"latency_ms": [400.0, 410.0]' in text  # samples on one line
+    assert '"latency_ms": [[400.0, 410.0]]' in text  # samples on one line, a list per process
     assert text.index('"t32-p64"') < text.index('"t8-p8"')  # sorted case ids
     assert text.endswith("}\n")
     assert baselines.load(path).to_json() == text  # stable: load + dump changes nothing
@@ -89,7 +89,7 @@ def test_merge_replaces_measured_cases_and_keeps_the_rest_with_their_provenance(
     newer = {**NOW, "model sha256": "cd" * 32}
     new = old.merged({"b": case("b", (1.0,), newer), "c": case("c", provenance=newer)})
     assert sorted(new.cases) == ["a", "b", "c"]
-    assert new.cases["b"].samples["latency_ms"] == (1.0,)
+    assert new.cases["b"].samples["latency_ms"] == ((1.0,),)
     assert new.cases["a"].provenance == NOW
     assert new.cases["c"].provenance == newer
 
@@ -231,13 +231,14 @@ def test_golden_v1_file_still_loads_without_a_noise_floor() -> None:
     loaded = baselines.load(GOLDEN_V1)
     assert loaded.schema == "npuperf.baseline/1"
     assert loaded.identity.device["cpu"].startswith("Snapdragon(R) X Elite")
-    assert loaded.cases["t32-p64"].samples["latency_ms"] == (1000.0, 1010.0, 1020.0)
+    assert loaded.cases["t32-p64"].samples["latency_ms"] == ((1000.0, 1010.0, 1020.0),)  # one process
     assert loaded.noise_floor("t32-p64", "latency_ms") is None
     assert loaded.grid_noise("latency_ms") is None
-    assert json.loads(loaded.to_json())["schema"] == "npuperf.baseline/3"  # rewritten as v3
+    assert json.loads(loaded.to_json())["schema"] == "npuperf.baseline/4"  # rewritten as v4
 
 
 GOLDEN_V3 = Path(__file__).parent / "data" / "baseline-v3.json"
+GOLDEN_V4 = Path(__file__).parent / "data" / "baseline-v4.json"
 
 
 def test_golden_v2_file_maps_its_key_to_identity_and_provenance() -> None:
@@ -255,13 +256,21 @@ def test_golden_v2_file_maps_its_key_to_identity_and_provenance() -> None:
         "versions"
     ]
     assert case.provenance["commit"] == case.commit
-    assert loaded.to_json() == GOLDEN_V3.read_text(encoding="utf-8")  # as --update-baselines rewrites it
+    assert loaded.to_json() == GOLDEN_V4.read_text(encoding="utf-8")  # as --update-baselines rewrites it
 
 
-def test_golden_v3_file_loads_and_rewrites_byte_for_byte() -> None:
+def test_golden_v3_file_loads_as_one_process_of_an_unknown_host() -> None:
     loaded = baselines.load(GOLDEN_V3)
+    assert loaded.schema == "npuperf.baseline/3"
+    assert loaded.identity.host == ""
+    assert all(len(groups) == 1 for c in loaded.cases.values() for groups in c.samples.values())
+    assert loaded.to_json() == GOLDEN_V4.read_text(encoding="utf-8")
+
+
+def test_golden_v4_file_loads_and_rewrites_byte_for_byte() -> None:
+    loaded = baselines.load(GOLDEN_V4)
     assert loaded.schema == baselines.SCHEMA
-    assert loaded.to_json() == GOLDEN_V3.read_text(encoding="utf-8")
+    assert loaded.to_json() == GOLDEN_V4.read_text(encoding="utf-8")
 
 
 def test_noise_floor_is_the_case_drift_but_never_below_the_median_case() -> None:
@@ -280,3 +289,65 @@ def test_summary_in_the_file_is_ignored_on_load(tmp_path: Path) -> None:
     path.write_text(json.dumps(doc), encoding="utf-8")
     rewritten = json.loads(baselines.load(path).to_json())
     assert rewritten["cases"]["t32-p64"]["summary"]["latency_ms"]["median"] == 1010.0
+
+
+# ----- hosts: the same device, engine and model on another machine --------------------------------
+
+HERE = replace(IDENTITY, host="1a2b3c4d5e6f")
+THERE = replace(IDENTITY, host="9f8e7d6c5b4a")
+
+
+def test_the_host_is_part_of_the_identity_and_its_file() -> None:
+    assert HERE.filename() != THERE.filename()
+    assert HERE.same_but_host(THERE)
+    assert not HERE.same_but_host(HERE)
+    assert not HERE.same_but_host(replace(THERE, model_id="other"))
+    assert HERE.differences(THERE) == ["host: 9f8e7d6c5b4a -> 1a2b3c4d5e6f"]
+    assert Identity.from_dict(HERE.as_dict()) == HERE
+
+
+def test_another_hosts_baseline_is_found_and_said_to_be_another_hosts(tmp_path: Path) -> None:
+    baselines.save(tmp_path / THERE.filename(), BaselineFile(identity=THERE, cases={"a": case("a")}))
+    found = baselines.find(tmp_path, HERE, NOW)
+    assert found.file is not None
+    assert found.other_host
+    assert found.source == tmp_path / THERE.filename()
+    assert found.path == tmp_path / HERE.filename()  # where this host's recording goes
+
+
+def test_this_hosts_own_baseline_is_preferred_to_another_hosts(tmp_path: Path) -> None:
+    baselines.save(tmp_path / THERE.filename(), BaselineFile(identity=THERE, cases={"a": case("a"), "b": case("b")}))
+    baselines.save(tmp_path / HERE.filename(), BaselineFile(identity=HERE, cases={"a": case("a")}))
+    found = baselines.find(tmp_path, HERE, NOW)
+    assert found.source == tmp_path / HERE.filename()
+    assert not found.other_host
+
+
+def test_a_v3_file_names_no_host_and_is_another_hosts(tmp_path: Path) -> None:
+    legacy = tmp_path / "linux-x86_64-x-2c" / "v3.json"
+    legacy.parent.mkdir()
+    legacy.write_text(GOLDEN_V3.read_text(encoding="utf-8"), encoding="utf-8")
+    identity = replace(baselines.load(GOLDEN_V3).identity, host="1a2b3c4d5e6f")
+    found = baselines.find(tmp_path, identity, NOW)
+    assert found.other_host
+    assert found.file is not None
+
+
+def test_a_host_change_is_told_first_and_strict_matching_ignores_it() -> None:
+    here = baselines.provenance("ab" * 32, {}, {}, "c1", host="1a2b3c4d5e6f")
+    there = {**here, "host": "9f8e7d6c5b4a", "commit": "c2"}
+    assert baselines.changes(there, here) == [
+        "host 9f8e7d6c5b4a -> 1a2b3c4d5e6f (another machine)",
+        "commit c2 -> c1",
+    ]
+    unknown = {k: v for k, v in there.items() if k != "host"}
+    assert baselines.changes(unknown, here)[0] == "host (not recorded) -> 1a2b3c4d5e6f (another machine)"
+    assert baselines.strict_match(there, here)
+
+
+def test_recording_never_carries_another_hosts_cases_into_this_hosts_file(tmp_path: Path) -> None:
+    baselines.save(tmp_path / THERE.filename(), BaselineFile(identity=THERE, cases={"old": case("old")}))
+    baselines.update(tmp_path / HERE.filename(), HERE, {"a": case("a")}, legacy_source=None)
+    mine = baselines.load(tmp_path / HERE.filename())
+    assert sorted(mine.cases) == ["a"]
+    assert mine.identity.host == HERE.host

@@ -57,7 +57,7 @@ def test_accept_writes_the_baseline_the_suite_then_uses(
     assert "noise floor from the two halves of one run's samples" in lines[1]
     (written,) = (suite.path / "accepted").rglob("*.json")
     doc = json.loads(written.read_text(encoding="utf-8"))
-    assert doc["schema"] == "npuperf.baseline/3"
+    assert doc["schema"] == "npuperf.baseline/4"
     assert doc["cases"]["t8-p8"]["provenance"]["version fake"] == "1"
     suite.runpytest("perf_tests", "--baselines-dir=accepted", "--require-baseline").assert_outcomes(passed=5)
 

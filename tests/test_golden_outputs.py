@@ -44,22 +44,22 @@ MACHINE = ("config power", "config power plan", "config cpu governor")
 
 
 def _mask_machine(provenance: dict[str, str]) -> None:
-    for key in MACHINE:
+    for key in (*MACHINE, "host"):
         if key in provenance:
             provenance[key] = MASK
 
 
 def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
     doc["created"] = MASK
-    for key in ("Device", "Commit", *(k for k in doc["environment"] if k.startswith("Condition: "))):
+    for key in ("Device", "Commit", "Host", *(k for k in doc["environment"] if k.startswith("Condition: "))):
         doc["environment"][key] = MASK
     _mask_machine(doc["session"]["provenance"])
     session = doc["session"]
-    session["load_s"] = MASK  # the fake loads on the real clock
+    session["load_s"] = session["load_times_s"] = MASK  # the fake loads on the real clock
     session["loaded_rss_mb"] = MASK  # this process's memory
     session["provenance"]["commit"] = MASK
     session["baseline"]["changed"] = [c for c in session["baseline"]["changed"] if not c.startswith("commit ")]
-    session["identity"]["device"] = MASK
+    session["identity"]["device"] = session["identity"]["host"] = MASK
     session["baseline"]["path"] = session["baseline"]["source"] = MASK  # in a folder named by the device
     for check in session["backend_checks"]:
         if check["name"] == "load budget":
@@ -67,7 +67,7 @@ def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
     for key in ("baselines_dir", "results_json"):
         doc["settings"][key] = MASK
     for case in doc["cases"]:
-        case["background_cores"] = MASK  # what the machine's other processes did meanwhile
+        case["background_cores"] = case["background_cores_by_process"] = MASK  # the machine's other processes
         case["cpu_cores"] = case["peak_rss_mb"] = MASK  # this process, on the real clock
         if case.get("baseline"):
             case["baseline"]["recorded_at"] = MASK  # when the first run of the test recorded it
@@ -75,7 +75,7 @@ def _mask_results(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def _mask_baseline(doc: dict[str, Any]) -> dict[str, Any]:
-    doc["identity"]["device"] = MASK
+    doc["identity"]["device"] = doc["identity"]["host"] = MASK
     for case in doc["cases"].values():
         case["recorded_at"] = case["commit"] = case["provenance"]["commit"] = MASK
         _mask_machine(case["provenance"])

@@ -107,12 +107,12 @@ def test_update_baselines_then_a_slower_engine_regresses_and_the_same_speed_pass
     files = list((suite.path / "baselines").rglob("*.json"))
     assert len(files) == 1
     doc = json.loads(files[0].read_text(encoding="utf-8"))
-    assert doc["schema"] == "npuperf.baseline/3"
+    assert doc["schema"] == "npuperf.baseline/4"
     assert doc["identity"]["model_id"] == "clocked"
     assert doc["cases"]["t8-p8"]["provenance"]["model sha256"] == "1" * 64
     assert set(doc["cases"]["t8-p8"]["noise"]) == {"latency_ms", "ttft_ms", "tpot_ms"}
     assert sorted(doc["cases"]) == ["t4-p8", "t8-p8"]
-    assert len(doc["cases"]["t8-p8"]["samples"]["latency_ms"]) == 6  # two passes of 3
+    assert [len(g) for g in doc["cases"]["t8-p8"]["samples"]["latency_ms"]] == [3, 3]  # two passes of 3
 
     same = run(suite, CLOCK, *GENEROUS)  # this checks the wiring, not the noise
     same.assert_outcomes(passed=5)
@@ -239,7 +239,7 @@ def test_a_baseline_for_another_device_is_not_compared_and_is_named(suite: pytes
         (["--team-prompts=hola"], "*--team-prompts: unknown prompt 'hola'; expected 'none' or a comma list of*"),
         (
             ["--engine=nope"],
-            "*--engine: unknown engine 'nope'; known engines: fake, fake-clock, genie, http, missing-runtime, ort-genai*",  # noqa: E501
+            "*--engine: unknown engine 'nope'; known engines: fake, fake-clock, fake-proc, genie, http, missing-runtime, ort-genai*",  # noqa: E501
         ),
         (["--budgets-file=missing.toml"], "*--budgets-file: cannot read*missing.toml*"),
     ],
@@ -361,6 +361,7 @@ def test_v1_baseline_file_is_compared_with_tolerance_only_and_says_how_to_upgrad
     doc.update(schema="npuperf.baseline/1", key=key)
     for case in doc["cases"].values():
         del case["noise"], case["provenance"]
+        case["samples"] = {m: [x for g in groups for x in g] for m, groups in case["samples"].items()}  # v1: one list
     path.write_text(json.dumps(doc), encoding="utf-8")
     result = run(suite, *GENEROUS)
     result.assert_outcomes(passed=5)

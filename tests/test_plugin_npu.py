@@ -126,7 +126,8 @@ def genie_suite(suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pyte
     return suite
 
 
-GENIE = ("--engine=genie", "--model=Qwen2.0-7B-SSD/genie_config.json", "--qnn-model=none")
+# The fake qai_appbuilder lives in this process's sys.modules: the suite measures here (--processes 0)
+GENIE = ("--engine=genie", "--model=Qwen2.0-7B-SSD/genie_config.json", "--qnn-model=none", "--processes=0")
 
 
 def test_contract_genie_suite_measures_every_case_and_checks_the_bundle(genie_suite: pytest.Pytester) -> None:

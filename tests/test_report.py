@@ -19,10 +19,10 @@ def record(name: str = "corpus-8", latency: float = 10.0, baseline: list[float] 
     result = CaseResult(case=Case(4, Prompt(name, "x" * 8, 8)), generations=(gen, gen))
     verdict = evaluate_case(
         "c",
-        {m: result.samples(m) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
+        {m: result.groups(m) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
         budget_ms=500,
         breaker_ms=2000,
-        baseline=None if baseline is None else {"latency_ms": baseline},
+        baseline=None if baseline is None else {"latency_ms": [baseline]},
         tolerance=0.1,
     )
     return CaseRecord(result=result, verdict=verdict, budget_ms=500)

@@ -19,7 +19,8 @@ def test_defaults_are_the_teams_numbers(tmp_path: Path) -> None:
     s = settings(tmp_path)
     assert s.token_budgets == (8, 16, 32, 64)
     assert s.prompt_lengths == (8, 64, 256)
-    assert (s.repetitions, s.latency_budget_ms, s.breaker_ms, s.load_budget_s) == (10, 500.0, 2000.0, 20.0)
+    assert (s.latency_budget_ms, s.breaker_ms, s.load_budget_s) == (500.0, 2000.0, 20.0)
+    assert (s.processes, s.repetitions) == (5, 4)
     assert s.tolerance == pytest.approx(0.10)
     assert s.team_prompts == ("greeting-zh", "analyze-zh")
 

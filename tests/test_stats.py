@@ -115,3 +115,63 @@ def test_median_of_ratios_ignores_one_shifted_case() -> None:
     t = median_of_ratios(pairs, 1.03)
     assert t.ratio == pytest.approx(1.0)
     assert t.p_value > 0.5
+
+
+# ----- samples grouped by process -------------------------------------------------------------
+
+
+def test_median_of_medians_takes_one_median_per_process() -> None:
+    from npuperf.judge.stats import median_of_medians
+
+    assert median_of_medians([[1.0, 1.0, 100.0], [2.0], [3.0, 3.0]]) == 2.0
+    with pytest.raises(ValueError, match="at least one sample"):
+        median_of_medians([[1.0], []])
+
+
+def test_a_hierarchical_bootstrap_of_one_group_each_is_the_plain_bootstrap() -> None:
+    from npuperf.judge.stats import grouped_ratio
+
+    cur, base = [12.0, 12.5, 13.0, 12.2, 12.8, 12.4], [10.0, 10.5, 11.0, 10.2, 10.8, 10.4]
+    plain = ratio_of_medians(cur, base, line=1.10, seed=1)
+    grouped = grouped_ratio([cur], [base], line=1.10, seed=1)
+    assert grouped.ratio == pytest.approx(plain.ratio)
+    assert grouped.ci_low == pytest.approx(plain.ci_low, abs=0.02)
+    assert grouped.ci_high == pytest.approx(plain.ci_high, abs=0.02)
+
+
+def test_the_grid_draws_processes_jointly_so_a_slow_process_widens_its_interval() -> None:
+    """Two runs, five processes each; in one, process 0 was slow for every case (a slow process)."""
+    from npuperf.judge.stats import grid_ratio
+
+    def run(slow: float) -> list[dict[int, list[float]]]:
+        return [{p: [10.0 * (1 + i / 50) * (slow if p == 0 else 1.0)] * 3 for p in range(5)} for i in range(10)]
+
+    quiet = grid_ratio(list(zip(run(1.0), run(1.0), strict=True)), line=1.03, seed=2)
+    one_slow = grid_ratio(list(zip(run(1.5), run(1.0), strict=True)), line=1.03, seed=2)
+    assert quiet.ratio == pytest.approx(1.0)
+    assert one_slow.ratio == pytest.approx(1.0)  # the median process: the slow one does not move it
+    assert one_slow.ci_high > quiet.ci_high  # ...but the interval knows it happened
+    assert one_slow.p_value > 0.05
+
+
+def test_a_case_a_drawn_process_did_not_measure_sits_the_replicate_out() -> None:
+    from npuperf.judge.stats import grid_ratio
+
+    cases = [({0: [11.0] * 3, 1: [11.0] * 3}, {0: [10.0] * 3, 1: [10.0] * 3}), ({1: [22.0] * 3}, {0: [20.0] * 3})]
+    test = grid_ratio(cases, line=1.05, seed=0)
+    assert test.ratio == pytest.approx(1.1)
+    assert test.p_value < 0.01
+
+
+def test_paired_ratios_cancel_what_both_sides_of_a_pair_share() -> None:
+    from npuperf.judge.stats import paired_grid_ratio, paired_ratio
+
+    drift = [1.0, 1.3, 0.8, 1.1, 1.2]
+    pairs = [([11.0 * d] * 3, [10.0 * d] * 3) for d in drift]
+    test = paired_ratio(pairs, line=1.05, seed=0)
+    assert test.ratio == pytest.approx(1.1)
+    assert test.ci_low == pytest.approx(1.1)
+    grid = paired_grid_ratio([pairs, pairs], line=1.05, seed=0)
+    assert grid.ratio == pytest.approx(1.1)
+    with pytest.raises(ValueError, match="every pair needs samples"):
+        paired_ratio([([1.0], [])], line=1.0)

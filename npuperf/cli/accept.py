@@ -1,6 +1,6 @@
 """``npuperf accept RUN [RUN ...]``: make past runs the accepted baseline without measuring again.
 
-Writes the file ``--update-baselines`` writes (schema v3, the run's identity and provenance,
+Writes the file ``--update-baselines`` writes (schema v4, the run's identity and provenance,
 merged into the existing file, other cases kept). The noise floor comes from two runs:
 with two or more, the drift between the first two runs' medians (like the suite's two
 passes, but nights apart: the better estimate); with one, the drift between the first and
@@ -31,7 +31,7 @@ def accepted_cases(runs: Sequence[history.Run]) -> dict[str, baselines.CaseBasel
     out = {}
     for cid, case in first.cases.items():
         measured = [run.cases[cid] for run in runs if cid in run.cases]
-        samples = {m: tuple(v for c in measured for v in c.samples.get(m, ())) for m in METRICS}
+        samples = {m: tuple(g for c in measured for g in c.groups_of(m)) for m in METRICS}
         out[cid] = baselines.CaseBaseline(
             case_id=cid,
             prompt=case.prompt,
@@ -48,11 +48,17 @@ def accepted_cases(runs: Sequence[history.Run]) -> dict[str, baselines.CaseBasel
 
 
 def _noise(measured: Sequence[history.CaseRun], metric: str) -> float:
-    if len(measured) >= 2 and measured[1].samples.get(metric):
-        return baselines.drift(measured[0].samples[metric], measured[1].samples[metric])
-    values = measured[0].samples[metric]
+    """The drift between the first two runs; with one, between its first and second half of processes
+    (or of samples, when one process measured it)."""
+    if len(measured) >= 2 and measured[1].groups_of(metric):
+        return baselines.pass_drift(measured[0].groups_of(metric), measured[1].groups_of(metric))
+    groups = measured[0].groups_of(metric)
+    if len(groups) >= 2:
+        half = len(groups) // 2
+        return baselines.pass_drift(groups[:half], groups[half:])
+    values = groups[0]
     half = len(values) // 2
-    return baselines.drift(values[:half], values[half:]) if half else 0.0
+    return baselines.pass_drift([values[:half]], [values[half:]]) if half else 0.0
 
 
 def accept(runs: Sequence[history.Run], root: Path) -> list[str]:

@@ -1,7 +1,8 @@
 """``npuperf compare A B``: is run B slower than run A? The suite's verdict, outside pytest.
 
-Per case and metric the same statistics as the suite (ratio of medians, bootstrap interval,
-materiality threshold, Holm over the grid; no confirm-on-fail: the runs are already made),
+Per case and metric the same statistics as the suite (ratio of the medians of process medians,
+hierarchical bootstrap interval, materiality threshold, Holm over the grid; no confirm-on-fail:
+the runs are already made),
 and the whole-grid test. Exit status 1 when anything regressed, so a script can bisect
 builds, SDK versions or model exports.
 """
@@ -54,10 +55,10 @@ def compare_runs(
         old, new = a.cases[cid], b.cases[cid]
         verdict = evaluate_case(
             cid,
-            {m: new.samples.get(m, ()) for m in METRICS},
+            {m: new.groups_of(m) for m in METRICS},
             budget_ms=float("inf"),
             breaker_ms=float("inf"),
-            baseline={m: old.samples.get(m, ()) for m in METRICS},
+            baseline={m: old.groups_of(m) for m in METRICS},
             tolerance=tolerance,
             min_delta_ms=min_regression_ms,
             family=family,
@@ -65,7 +66,10 @@ def compare_runs(
             new_tokens=new.new_tokens,
         )
         judged.append((cid, verdict.regressions))
-    pairs = [(b.cases[cid].samples["latency_ms"], a.cases[cid].samples["latency_ms"]) for cid in common]
+    pairs = [
+        (dict(enumerate(b.cases[cid].groups_of("latency_ms"))), dict(enumerate(a.cases[cid].groups_of("latency_ms"))))
+        for cid in common
+    ]
     grid = grid_regression(pairs, tolerance=grid_tolerance, noise_floor=None, alpha=alpha) if pairs else None
     only_a = tuple(cid for cid in a.cases if cid not in b.cases)
     only_b = tuple(cid for cid in b.cases if cid not in a.cases)

@@ -76,6 +76,7 @@ def _case(c: dict[str, Any]) -> history.CaseRun:
         budget_ms=float(c["budget_ms"]),
         outcome=str(c["outcome"]),
         samples={m: tuple(float(v) for v in vs) for m, vs in c["samples"].items()},
+        groups={m: tuple(tuple(float(v) for v in g) for g in gs) for m, gs in (c.get("groups") or {}).items()},
     )
 
 

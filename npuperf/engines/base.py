@@ -280,6 +280,29 @@ def create_engine(name: str, options: EngineOptions) -> Engine:
     target = _BUILTIN.get(name)
     if target is None:
         raise UnknownEngineError(f"unknown engine {name!r}; known engines: {', '.join(known_engines())}")
-    module_name, func_name = target.split(":")
-    factory: EngineFactory = getattr(importlib.import_module(module_name), func_name)
-    return factory(options)
+    return load_factory(target)(options)
+
+
+def factory_path(name: str) -> str | None:
+    """``module:qualname`` of the factory of engine ``name``, for another process to import; None when
+    it cannot (a lambda or a function defined inside another, registered from a conftest)."""
+    if name in _BUILTIN:
+        return _BUILTIN[name]
+    factory = _REGISTERED.get(name)
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", "")
+    if factory is None or not module or not qualname or "<" in qualname:
+        return None
+    try:
+        found = load_factory(f"{module}:{qualname}")
+    except (ImportError, AttributeError):
+        return None
+    return f"{module}:{qualname}" if found is factory else None
+
+
+def load_factory(path: str) -> EngineFactory:
+    """The factory a ``module:qualname`` path names (import errors propagate)."""
+    module_name, _, qualname = path.partition(":")
+    target: object = importlib.import_module(module_name)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target  # type: ignore[return-value]

@@ -27,16 +27,19 @@ from pathlib import Path
 from typing import Any
 
 from npuperf import atomic
-from npuperf.judge.stats import Summary, median, upper_median
+from npuperf.judge.stats import Summary, median, median_of_medians, upper_median
 
-SCHEMA = "npuperf.baseline/3"
-# v1 (no noise floor) and v2 still load: their key splits into identity and provenance.
-LEGACY_SCHEMAS = ("npuperf.baseline/1", "npuperf.baseline/2")
+SCHEMA = "npuperf.baseline/4"
+# v1 (no noise floor), v2 and v3 still load: v1/v2's key splits into identity and provenance;
+# v3 samples (one process) are one group, and its identity names no host (treated as another's).
+LEGACY_SCHEMAS = ("npuperf.baseline/1", "npuperf.baseline/2", "npuperf.baseline/3")
+KEYED_SCHEMAS = ("npuperf.baseline/1", "npuperf.baseline/2")
 SUPPORTED_SCHEMAS = (*LEGACY_SCHEMAS, SCHEMA)
 MATCHES = ("identity", "strict")
 # Provenance keys, in the order a change is told: what changed in the model first.
 MODEL_HASH = "model sha256"
 COMMIT = "commit"
+HOST = "host"  # npuperf.machine.host: told first, since another host changes every figure
 # What "latency" means: from the prompt text handed to the engine to the output text returned
 # (docs/metrics.md). Before 2026-11-26 the ort-genai engine timed from after tokenizing and
 # generator setup to the last token; baselines recorded then have no such key, so a
@@ -51,20 +54,26 @@ class BaselineError(Exception):
 
 @dataclass(frozen=True)
 class Identity:
-    """What must be the same for two measurements to be compared at all."""
+    """What must be the same for two measurements to be compared at all, and the host that
+    measured them (npuperf.machine.host: a hash). Another host's baseline of the same device,
+    engine and model is still compared, but as another machine's (``same_but_host``)."""
 
     device: Mapping[str, str]
     engine: str
     provider: str
     model_id: str
+    host: str = ""  # "" in files of schema v1..v3: an unknown host
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "device": dict(sorted(self.device.items())),
             "engine": self.engine,
             "provider": self.provider,
             "model_id": self.model_id,
         }
+        if self.host:
+            out["host"] = self.host
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Identity:
@@ -73,7 +82,16 @@ class Identity:
             engine=str(data["engine"]),
             provider=str(data["provider"]),
             model_id=str(data["model_id"]),
+            host=str(data.get("host", "")),
         )
+
+    def same_but_host(self, other: Identity) -> bool:
+        """The same device, engine, provider and model, measured on another host."""
+        return replace(self, host="") == replace(other, host="") and self.host != other.host
+
+    @property
+    def host_name(self) -> str:
+        return self.host or "an unknown host"
 
     @property
     def digest(self) -> str:
@@ -95,18 +113,21 @@ class Identity:
             if theirs["device"].get(k) != mine["device"].get(k)
         ]
         out += [f"{k}: {theirs[k]} -> {mine[k]}" for k in ("engine", "provider", "model_id") if mine[k] != theirs[k]]
+        if self.host != other.host:
+            out.append(f"host: {other.host_name} -> {self.host_name}")
         return out
 
 
 def provenance(
-    model_sha256: str, versions: Mapping[str, str], config: Mapping[str, str], commit: str
+    model_sha256: str, versions: Mapping[str, str], config: Mapping[str, str], commit: str, host: str = ""
 ) -> dict[str, str]:
     """What a run is made of and may change from night to night, as flat named values.
 
     >>> provenance("ab" * 32, {"onnxruntime-genai": "0.18.0"}, {"perf_profile": "burst"}, "5d6ffb7339e5")["commit"]
     '5d6ffb7339e5'
     """
-    out = {MODEL_HASH: model_sha256}
+    out = {HOST: host} if host else {}
+    out[MODEL_HASH] = model_sha256
     out.update({f"version {k}": v for k, v in versions.items()})
     out.update({f"config {k}": v for k, v in config.items()})
     out[DEFINITION] = LATENCY_DEFINITION
@@ -116,7 +137,7 @@ def provenance(
 
 def _rank(key: str) -> tuple[int, str]:
     order = 0 if key == MODEL_HASH else 1 if key.startswith("version ") else 2 if key.startswith("config ") else 4
-    return (3 if key == COMMIT else order, key)
+    return (-1 if key == HOST else 3 if key == COMMIT else order, key)
 
 
 def _shown(key: str, value: str) -> str:
@@ -134,15 +155,17 @@ def changes(before: Mapping[str, str], now: Mapping[str, str], *, with_commit: b
         if key == COMMIT and not with_commit:
             continue
         a, b = before.get(key, "(none)"), now.get(key, "(none)")
-        if a != b:
+        if key == HOST and a != b:
+            out.append(f"host {a if a != '(none)' else '(not recorded)'} -> {b} (another machine)")
+        elif a != b:
             name = key.removeprefix("version ").removeprefix("config ")
             out.append(f"{name} {_shown(key, a)} -> {_shown(key, b)}")
     return out
 
 
 def strict_match(before: Mapping[str, str], now: Mapping[str, str]) -> bool:
-    """The same model, runtimes and configs (the commit may differ): what v1/v2 keys required."""
-    return not changes(before, now, with_commit=False)
+    """The same model, runtimes and configs (the commit and the host may differ): what v1/v2 keys required."""
+    return not [c for c in changes(before, now, with_commit=False) if not c.startswith(f"{HOST} ")]
 
 
 def drift(first: Sequence[float], second: Sequence[float]) -> float:
@@ -155,6 +178,17 @@ def drift(first: Sequence[float], second: Sequence[float]) -> float:
     return math.log(a / b) if a > 0 and b > 0 else 0.0
 
 
+def pass_drift(first: Sequence[Sequence[float]], second: Sequence[Sequence[float]]) -> float:
+    """ln(m1 / m2) between two passes, each pass's median of its processes' medians: signed, about
+    a fraction (the noise floor of a recording, or of runs accepted together).
+
+    >>> round(pass_drift([[10.0, 10.2], [10.4]], [[10.0], [10.0, 10.1]]), 4)
+    0.0198
+    """
+    a, b = median_of_medians(first), median_of_medians(second)
+    return math.log(a / b) if a > 0 and b > 0 else 0.0
+
+
 @dataclass(frozen=True)
 class CaseBaseline:
     """Accepted samples of one case, and what they were measured with."""
@@ -164,11 +198,12 @@ class CaseBaseline:
     prompt_tokens: int
     new_tokens: int
     sampling: str
-    samples: Mapping[str, tuple[float, ...]]
+    # per metric, the samples of each process that recorded them (one group per process)
+    samples: Mapping[str, tuple[tuple[float, ...], ...]]
     recorded_at: str
     commit: str = ""
-    # Same-code drift per metric: ln(m1 / m2), signed, between the medians of two passes
-    # over the grid made when the baseline was recorded (empty in v1 files).
+    # Same-code drift per metric: ln(m1 / m2), signed, between the medians of the two passes
+    # over the grid the recording accepted (empty in v1 files).
     noise: Mapping[str, float] = field(default_factory=dict)
     provenance: Mapping[str, str] = field(default_factory=dict)
 
@@ -178,9 +213,9 @@ class CaseBaseline:
             "prompt_tokens": self.prompt_tokens,
             "new_tokens": self.new_tokens,
             "sampling": self.sampling,
-            "samples": {k: [round(v, 4) for v in vs] for k, vs in sorted(self.samples.items())},
+            "samples": {k: [[round(v, 4) for v in g] for g in gs] for k, gs in sorted(self.samples.items())},
             # for reviewers reading a diff; derived from the samples and ignored on load
-            "summary": {k: Summary.of(vs).brief(digits=4) for k, vs in sorted(self.samples.items()) if vs},
+            "summary": {k: Summary.of(flat(gs)).brief(digits=4) for k, gs in sorted(self.samples.items()) if flat(gs)},
             "noise": {k: round(v, 5) for k, v in sorted(self.noise.items())},
             "provenance": dict(sorted(self.provenance.items())),
             "recorded_at": self.recorded_at,
@@ -248,12 +283,26 @@ def _dump(value: Any, indent: int = 0) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _case_from(path: Path, cid: str, data: Any, legacy: Mapping[str, str] | None) -> CaseBaseline:
+def flat(groups: Sequence[Sequence[float]]) -> tuple[float, ...]:
+    """Every sample of every group."""
+    return tuple(x for g in groups for x in g)
+
+
+def _groups(values: Any, schema: str) -> tuple[tuple[float, ...], ...]:
+    """A metric's samples: v4 holds a list per process; older files one list (one process)."""
+    if schema in LEGACY_SCHEMAS:
+        return (tuple(float(x) for x in values),)
+    if not isinstance(values, list) or not all(isinstance(g, list) for g in values):
+        raise ValueError("samples must be a list per process")
+    return tuple(tuple(float(x) for x in g) for g in values if g)
+
+
+def _case_from(path: Path, cid: str, data: Any, legacy: Mapping[str, str] | None, schema: str) -> CaseBaseline:
     try:
-        samples = {str(k): tuple(float(x) for x in v) for k, v in data["samples"].items()}
-        if not samples.get("latency_ms"):
+        samples = {str(k): _groups(v, schema) for k, v in data["samples"].items()}
+        if not flat(samples.get("latency_ms") or ()):
             raise ValueError("no latency_ms samples")
-        bad = sorted({m for m, vs in samples.items() for x in vs if not (x >= 0 and x < float("inf"))})
+        bad = sorted({m for m, gs in samples.items() for x in flat(gs) if not (x >= 0 and x < float("inf"))})
         if bad:
             raise ValueError(f"samples of {', '.join(bad)} must be finite and >= 0")
         commit = str(data.get("commit", ""))
@@ -278,7 +327,7 @@ def _case_from(path: Path, cid: str, data: Any, legacy: Mapping[str, str] | None
 
 def _identity_of(doc: dict[str, Any]) -> tuple[Identity, dict[str, str] | None]:
     """The file's identity, and for a v1/v2 file the provenance its key held."""
-    if doc["schema"] in LEGACY_SCHEMAS:
+    if doc["schema"] in KEYED_SCHEMAS:
         key = doc["key"]
         versions = {str(k): str(v) for k, v in key["versions"].items()}
         legacy = provenance(str(key["model_sha256"]), versions, {}, "")
@@ -312,7 +361,7 @@ def load(path: Path) -> BaselineFile:
             raise TypeError("'cases' is not an object")
     except (KeyError, TypeError, AttributeError) as exc:
         raise BaselineError(f"{path}: baseline identity or cases are malformed ({exc!r})") from exc
-    cases = {cid: _case_from(path, cid, c, legacy) for cid, c in raw_cases.items()}
+    cases = {cid: _case_from(path, cid, c, legacy, str(doc["schema"])) for cid, c in raw_cases.items()}
     return BaselineFile(identity=identity, cases=cases, schema=str(doc["schema"]))
 
 
@@ -321,17 +370,21 @@ class Lookup:
     """The baseline for an identity, or why there is none.
 
     ``path`` is where this identity's file is (or will be) written; ``source`` the file the
-    cases were read from, which is another path for a v1/v2 file.
+    cases were read from, which is another path for a v1/v2 file or another host's file.
+    ``other_host``: the file was recorded on another host (or schema v3 and older, which name
+    none): its comparisons are another machine's, not a change's.
     """
 
     path: Path
     file: BaselineFile | None
     near_misses: tuple[str, ...] = ()
     source: Path | None = None
+    other_host: bool = False
 
 
 def _candidates(root: Path, identity: Identity) -> list[tuple[Path, BaselineFile]]:
-    """Every readable file under ``root`` for ``identity`` (its own file first, then v1/v2 ones)."""
+    """Every readable file under ``root`` for ``identity``: its own file first, then v1/v2 files of
+    this host, then other hosts' files of the same device, engine and model."""
     own = root / identity.filename()
     found = []
     for path in sorted(root.rglob("*.json")) if root.is_dir() else []:
@@ -341,22 +394,23 @@ def _candidates(root: Path, identity: Identity) -> list[tuple[Path, BaselineFile
             if path == own:
                 raise
             continue
-        if theirs.identity == identity:
+        if theirs.identity == identity or identity.same_but_host(theirs.identity):
             found.append((path, theirs))
         elif path == own:
             raise BaselineError(
                 f"{path}: holds a baseline for another identity ({'; '.join(identity.differences(theirs.identity))}); "
                 "it was renamed or edited by hand; delete it or move it back"
             )
-    # its own file first; then the v1/v2 file with the most cases, the most recent of equals
+    # its own file first; then this host's v1/v2 files; then other hosts'; the most cases, the most recent of equals
     found.sort(key=lambda pf: pf[1].latest_recorded(), reverse=True)
-    found.sort(key=lambda pf: (pf[0] != own, -len(pf[1].cases)))
+    found.sort(key=lambda pf: (pf[0] != own, pf[1].identity != identity, -len(pf[1].cases)))
     return found
 
 
 def find(root: Path, identity: Identity, now: Mapping[str, str], match: str = "identity") -> Lookup:
-    """The accepted baseline for ``identity`` under ``root``; with ``match="strict"`` only the
-    cases recorded with the same provenance (``now``). When none, say what the others differ in."""
+    """The accepted baseline for ``identity`` under ``root``, or failing that another host's of the
+    same device, engine and model; with ``match="strict"`` only the cases recorded with the same
+    provenance (``now``). When none, say what the others differ in."""
     if match not in MATCHES:
         raise ValueError(f"match must be one of {', '.join(MATCHES)}, got {match!r}")
     path = root / identity.filename()
@@ -373,7 +427,7 @@ def find(root: Path, identity: Identity, now: Mapping[str, str], match: str = "i
             return Lookup(path=path, file=None, near_misses=tuple(misses))
     if candidates:
         source, file = candidates[0]
-        return Lookup(path=path, file=file, source=source)
+        return Lookup(path=path, file=file, source=source, other_host=file.identity.host != identity.host)
     return Lookup(path=path, file=None, near_misses=tuple(_near_misses(root, identity)))
 
 
@@ -415,9 +469,9 @@ def update(
 
     Two runs recording into one folder at once both land: each reads the file as the other
     left it (without the lock, the second writer's stale copy dropped the first one's cases).
-    Cases of a v1/v2 ``legacy_source`` carry over. An unreadable file at ``path`` (corrupt,
-    or a schema this npuperf does not read) is never lost: it is renamed beside it
-    (``<name>.unreadable-<UTC time>``) and replaced.
+    Cases of ``legacy_source`` (this identity's v1/v2 file) carry over; never another host's.
+    An unreadable file at ``path`` (corrupt, or a schema this npuperf does not read) is never
+    lost: it is renamed beside it (``<name>.unreadable-<UTC time>``) and replaced.
     """
     lock = path.with_name(f".{path.name}.lock")
     try:
@@ -432,7 +486,7 @@ def update(
                     os.replace(path, set_aside)
                     current = BaselineFile(identity=identity)
             elif legacy_source is not None:
-                current = load(legacy_source).merged({})
+                current = BaselineFile(identity=identity, cases=load(legacy_source).cases)
             else:
                 current = BaselineFile(identity=identity)
             save(path, current.merged(dict(new_cases)))

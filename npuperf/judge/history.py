@@ -69,8 +69,12 @@ MIGRATIONS: tuple[str, ...] = (
         FOREIGN KEY (run_id, case_id) REFERENCES cases (run_id, case_id) ON DELETE CASCADE
     );
     """,
+    # 1 -> 2: a case's samples may come from several processes; each metric then also has a row
+    # "groups:<metric>" holding a list per process (an older npuperf refuses this history by its version)
+    "SELECT 1",
 )
 VERSION = len(MIGRATIONS)
+GROUPS = "groups:"
 
 
 class HistoryError(Exception):
@@ -89,10 +93,19 @@ class CaseRun:
     budget_ms: float
     outcome: str
     samples: Mapping[str, tuple[float, ...]]
+    # per metric, the samples of each process that measured them (empty: one process, or not kept)
+    groups: Mapping[str, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
 
     def median(self, metric: str) -> float | None:
         values = self.samples.get(metric)
         return Summary.of(values).median if values else None
+
+    def groups_of(self, metric: str) -> tuple[tuple[float, ...], ...]:
+        """``metric``'s samples per process (all of them as one group when the run kept no grouping)."""
+        if self.groups.get(metric):
+            return self.groups[metric]
+        values = self.samples.get(metric, ())
+        return (tuple(values),) if values else ()
 
 
 @dataclass(frozen=True)
@@ -219,6 +232,16 @@ class History:
                     "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (run_id, case.case_id, metric, s.n, s.median, s.p90, s.min, s.max, json.dumps(list(values))),
                 )
+            for metric, groups in case.groups.items():
+                flat = [v for g in groups for v in g]
+                if len(groups) < 2 or not flat:
+                    continue
+                s = Summary.of(flat)
+                conn.execute(
+                    "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (run_id, case.case_id, GROUPS + metric, s.n, s.median, s.p90, s.min, s.max,
+                     json.dumps([list(g) for g in groups])),
+                )  # fmt: skip
         return run_id
 
     def runs(self, identity_digest: str | None = None, last: int | None = None) -> list[Run]:
@@ -241,12 +264,19 @@ class History:
     def _run(conn: sqlite3.Connection, row: Sequence[Any]) -> Run:
         run_id = int(row[0])
         samples: dict[str, dict[str, tuple[float, ...]]] = {}
+        groups: dict[str, dict[str, tuple[tuple[float, ...], ...]]] = {}
         for case_id, metric, values in conn.execute(
             "SELECT case_id, metric, samples FROM samples WHERE run_id = ?", (run_id,)
         ):
-            samples.setdefault(case_id, {})[metric] = tuple(float(v) for v in json.loads(values))
+            if metric.startswith(GROUPS):
+                parsed = tuple(tuple(float(v) for v in g) for g in json.loads(values))
+                groups.setdefault(case_id, {})[metric.removeprefix(GROUPS)] = parsed
+            else:
+                samples.setdefault(case_id, {})[metric] = tuple(float(v) for v in json.loads(values))
         cases = {
-            c[1]: CaseRun(c[1], c[2], int(c[3]), int(c[4]), c[5], float(c[6]), c[7], samples.get(c[1], {}))
+            c[1]: CaseRun(
+                c[1], c[2], int(c[3]), int(c[4]), c[5], float(c[6]), c[7], samples.get(c[1], {}), groups.get(c[1], {})
+            )
             for c in conn.execute("SELECT * FROM cases WHERE run_id = ? ORDER BY rowid", (run_id,))
         }
         return Run(

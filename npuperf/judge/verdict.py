@@ -4,11 +4,18 @@ Each function takes numbers and returns a frozen ``Check`` whose message gives t
 measured value, the limit and the case, so a failing test says what to act on.
 No pytest, no printing, no files.
 
-The regression verdict (see docs/verdicts.md) is three-way per case and metric:
-REGRESSED when the ratio of medians is above the materiality threshold with statistical
-significance after Holm's correction over the whole grid, and again on a re-measurement;
-INCONCLUSIVE when the estimate is above the threshold but the evidence is not enough;
-OK otherwise.
+The regression verdict (see docs/verdicts.md) per case and metric, over samples grouped by
+the process that measured them (the unit is a process's median):
+
+- REGRESSED when the ratio of medians is above the materiality threshold with statistical
+  significance after Holm's correction over the whole grid, and again on a re-measurement;
+- INCONCLUSIVE when the estimate is above the threshold but the evidence is not enough;
+- NOT JUDGED when it was measured while other processes kept the machine busy and the
+  estimate lies between the threshold and what a busy machine can add by itself: it cannot
+  say whether the code or the load made it slower (never OK: a busy machine may hide a change);
+- ADVISORY when the baseline was recorded on another host: REGRESSED there, shown, not failed
+  (it compares machines, not changes);
+- OK otherwise.
 """
 
 from __future__ import annotations
@@ -18,7 +25,17 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from npuperf.judge.stats import OnlineHolm, RatioTest, Summary, median_of_ratios, ratio_of_medians
+from npuperf.judge.stats import (
+    Groups,
+    KeyedGroups,
+    OnlineHolm,
+    RatioTest,
+    Summary,
+    grid_ratio,
+    grouped_ratio,
+    paired_grid_ratio,
+    paired_ratio,
+)
 
 
 class Outcome(enum.Enum):
@@ -26,6 +43,8 @@ class Outcome(enum.Enum):
     FAILED = "failed"
     INCONCLUSIVE = "inconclusive"
     NO_BASELINE = "no baseline"
+    NOT_JUDGED = "not judged"
+    ADVISORY = "advisory"
 
 
 @dataclass(frozen=True)
@@ -139,6 +158,8 @@ class Regression(Check):
     tolerance: float = 0.0
     noise_floor: float | None = None
     candidate: bool = False  # above the threshold with enough samples; awaiting significance
+    processes: tuple[int, int] = (1, 1)  # (current, baseline) processes the medians come from
+    busy_line: float | None = None  # a busy machine: the ratio above which it is still REGRESSED
 
 
 METRIC_WORDS = {"latency_ms": "latency", "ttft_ms": "TTFT", "tpot_ms": "TPOT"}
@@ -158,11 +179,17 @@ def _seed(case: str, metric: str) -> int:
     return zlib.crc32(f"{case}|{metric}".encode())
 
 
+def _flat(groups: Groups) -> list[float]:
+    return [x for g in groups for x in g]
+
+
+# Over 60 lines on purpose: the docstring says what each input means to the verdict; the body is
+# one comparison's steps in order (median, threshold, test, message, outcome).
 def compare(
     case: str,
     metric: str,
-    current: Sequence[float],
-    baseline: Sequence[float] | None,
+    current: Groups,
+    baseline: Groups | None,
     *,
     tolerance: float,
     noise_floor: float | None = None,
@@ -170,40 +197,59 @@ def compare(
     min_delta_ms: float = 0.0,
     contribution: float = 1.0,
     confidence: float = 0.95,
+    busy_tolerance: float | None = None,
+    paired: bool = False,
 ) -> Regression:
     """The statistics of one comparison, before any multiple-comparison decision.
 
-    ``min_delta_ms`` is an absolute floor on what the slowdown adds to one request, which
-    is the metric's median delta times ``contribution`` (1 for latency and TTFT, the
-    tokens after the first for TPOT). The outcome is OK (at or under the threshold, or
-    under the floor), NO_BASELINE, or INCONCLUSIVE standing for "a candidate" (then
-    ``candidate`` is set): ``decide`` settles it.
+    ``current`` and ``baseline`` are samples grouped by the process that measured them; the
+    estimate is the ratio of the medians of the processes' medians, tested by a hierarchical
+    bootstrap (npuperf.judge.stats.grouped_ratio). ``min_delta_ms`` is an absolute floor on
+    what the slowdown adds to one request, which is the metric's median delta times
+    ``contribution`` (1 for latency and TTFT, the tokens after the first for TPOT).
+
+    ``busy_tolerance``: the case was measured while the machine was busy. At or under the
+    threshold it is still OK (load only adds time); above ``max(threshold, busy_tolerance)``
+    it is a candidate as usual; in between it is NOT JUDGED.
+
+    ``paired``: the i-th group of each side are neighbours in time (an A/B run's alternating
+    processes): the estimate is the median of the pairs' ratios (stats.paired_ratio).
+
+    The outcome is OK, NO_BASELINE, NOT_JUDGED, or INCONCLUSIVE standing for "a candidate"
+    (then ``candidate`` is set): ``decide`` settles it.
     """
     if not 0 <= tolerance < 10:
         raise ValueError(f"tolerance must be a fraction within 0..10 (0.10 = 10%), got {tolerance}")
     if min_delta_ms < 0:
         raise ValueError(f"min_delta_ms must be >= 0, got {min_delta_ms}")
     word = METRIC_WORDS.get(metric, metric)
-    cur = Summary.of(current)
-    if not baseline:
-        return _not_compared(case, metric, cur.median, tolerance)
-    base = Summary.of(baseline)
-    if base.median == 0:
+    groups = [g for g in current if g]
+    cur_median = _median_of(groups)
+    if not baseline or not any(baseline):
+        return _not_compared(case, metric, cur_median, tolerance)
+    base_groups = [g for g in baseline if g]
+    base_median = _median_of(base_groups)
+    if base_median == 0:
         raise ValueError(f"{case}: baseline {word} has a zero median; it cannot be compared")
     threshold = materiality(tolerance, noise_floor, noise_k)
-    test = ratio_of_medians(current, baseline, 1 + threshold, confidence=confidence, seed=_seed(case, metric))
+    busy_line = None if busy_tolerance is None else 1 + max(threshold, busy_tolerance)
+    line = busy_line if busy_line is not None else 1 + threshold
+    test = _ratio_test(case, metric, groups, base_groups, line, confidence, paired)
     why = f"{threshold * 100:.3g}% threshold"
     if noise_floor is not None and threshold > tolerance:
         why += f" ({noise_k:g} x noise floor {noise_floor * 100:.2g}%)"
-    head = _head(case, word, cur.median, base.median, test, confidence)
-    added_ms = (cur.median - base.median) * contribution
-    outcome, tail = _judgement(test.ratio, 1 + threshold, why, added_ms, contribution, min_delta_ms, cur.n, base.n)
+    processes = (len(groups), len(base_groups))
+    head = _head(case, word, cur_median, base_median, test, confidence, processes, paired)
+    added_ms = (cur_median - base_median) * contribution
+    n_cur, n_base = len(_flat(groups)), len(_flat(base_groups))
+    outcome, tail = _judgement(test.ratio, 1 + threshold, why, added_ms, contribution, min_delta_ms, n_cur, n_base)
+    outcome, tail = _on_a_busy_machine(outcome, tail, test.ratio, busy_line, why)
     return Regression(
         outcome=outcome,
-        value=cur.median,
-        limit=base.median * (1 + threshold),
+        value=cur_median,
+        limit=base_median * (1 + threshold),
         message=f"{head}, {tail}",
-        baseline_median=base.median,
+        baseline_median=base_median,
         ratio=test.ratio,
         ci_low=test.ci_low,
         ci_high=test.ci_high,
@@ -211,12 +257,48 @@ def compare(
         p_value=test.p_value,
         threshold=threshold,
         noise_floor=noise_floor,
-        candidate=outcome is Outcome.INCONCLUSIVE and min(cur.n, base.n) >= MIN_SAMPLES,
+        candidate=outcome is Outcome.INCONCLUSIVE and min(n_cur, n_base) >= MIN_SAMPLES,
         name=f"{word} vs baseline",
         metric=metric,
-        current_median=cur.median,
+        current_median=cur_median,
         tolerance=tolerance,
+        processes=processes,
+        busy_line=busy_line,
     )
+
+
+def _ratio_test(
+    case: str, metric: str, groups: Groups, base_groups: Groups, line: float, confidence: float, paired: bool
+) -> RatioTest:
+    """The bootstrap test of a comparison: paired (an A/B run's neighbouring processes) or hierarchical."""
+    if paired and len(groups) != len(base_groups):
+        raise ValueError(f"{case}: {len(groups)} vs {len(base_groups)} processes cannot be paired")
+    seed = _seed(case, metric)
+    if paired:
+        return paired_ratio(list(zip(groups, base_groups, strict=True)), line, confidence=confidence, seed=seed)
+    return grouped_ratio(groups, base_groups, line, confidence=confidence, seed=seed)
+
+
+def _on_a_busy_machine(
+    outcome: Outcome, tail: str, ratio: float, busy_line: float | None, why: str
+) -> tuple[Outcome, str]:
+    """Above the threshold on a busy machine: NOT JUDGED up to what the load can add, else a
+    candidate against that line (a busy machine never turns a slowdown into OK, nor fails one the
+    load could explain)."""
+    if busy_line is None or outcome is not Outcome.INCONCLUSIVE:
+        return outcome, tail
+    can_add = f"{(busy_line - 1) * 100:.3g}% a busy machine can add by itself"
+    if ratio <= busy_line:
+        return Outcome.NOT_JUDGED, (
+            f"above the {why} but within the {can_add}: NOT JUDGED (the load, not the code, may have made it "
+            "slower; re-run on a quiet machine)"
+        )
+    return outcome, f"above the {can_add} (the {why} when quiet)"
+
+
+def _median_of(groups: Groups) -> float:
+    """The median of the groups' medians (one group: its median)."""
+    return Summary.of([Summary.of(g).median for g in groups if g]).median
 
 
 def _not_compared(case: str, metric: str, current_median: float, tolerance: float) -> Regression:
@@ -233,13 +315,26 @@ def _not_compared(case: str, metric: str, current_median: float, tolerance: floa
     )
 
 
-def _head(case: str, word: str, current: float, baseline: float, test: RatioTest, confidence: float) -> str:
+def _head(
+    case: str,
+    word: str,
+    current: float,
+    baseline: float,
+    test: RatioTest,
+    confidence: float,
+    processes: tuple[int, int] = (1, 1),
+    paired: bool = False,
+) -> str:
     """The start of a comparison's message, e.g.
-    ``32 tokens / 64-token prompt: median latency 8.51 ms vs baseline 6.98 ms (+22.0%, 95% CI +10.3..+28.0%)``"""
+    ``32 tokens / 64-token prompt: median latency 8.51 ms vs baseline 6.98 ms (+22.0%, 95% CI +10.3..+28.0%)``;
+    with samples from several processes the medians are medians of process medians, and it says of how many."""
+    over = "" if processes == (1, 1) else f"; medians of {processes[0]} vs {processes[1]} processes"
+    if paired:
+        over = f"; the median of {processes[0]} interleaved pairs' ratios"
     return (
         f"{case}: median {word} {current:.2f} ms vs baseline {baseline:.2f} ms "
         f"({(test.ratio - 1) * 100:+.1f}%, {confidence:.0%} CI {(test.ci_low - 1) * 100:+.1f}.."
-        f"{(test.ci_high - 1) * 100:+.1f}%)"
+        f"{(test.ci_high - 1) * 100:+.1f}%{over})"
     )
 
 
@@ -270,16 +365,34 @@ def _judgement(
 
 
 def decide(reg: Regression, significant: bool) -> Regression:
-    """Settle a candidate: REGRESSED when significant, else INCONCLUSIVE; others pass through."""
+    """Settle a candidate: REGRESSED when significant, else INCONCLUSIVE (NOT JUDGED when measured
+    on a busy machine: the load may be all of it); others pass through."""
     if not reg.candidate:
         return reg
     if significant:
         return replace(reg, outcome=Outcome.FAILED, candidate=False, message=f"{reg.message}: REGRESSED")
+    if reg.busy_line is not None:
+        return replace(
+            reg,
+            outcome=Outcome.NOT_JUDGED,
+            candidate=False,
+            message=f"{reg.message}, not significant (p = {reg.p_value:.3g}) on a busy machine: NOT JUDGED",
+        )
     return replace(
         reg,
         candidate=False,
         message=f"{reg.message}, not significant (p = {reg.p_value:.3g}, Holm-corrected over the grid): INCONCLUSIVE",
     )
+
+
+# an outcome's rank when a case sums up its checks: the first that any check has
+PRECEDENCE = (
+    Outcome.FAILED,
+    Outcome.NOT_JUDGED,
+    Outcome.INCONCLUSIVE,
+    Outcome.ADVISORY,
+    Outcome.NO_BASELINE,
+)
 
 
 @dataclass(frozen=True)
@@ -303,80 +416,154 @@ class CaseVerdict:
 
     @property
     def outcome(self) -> Outcome:
-        """FAILED if any check failed, else INCONCLUSIVE, else NO_BASELINE, else OK."""
-        for outcome in (Outcome.FAILED, Outcome.INCONCLUSIVE, Outcome.NO_BASELINE):
+        """FAILED if any check failed, else NOT_JUDGED, INCONCLUSIVE, ADVISORY, NO_BASELINE, in that order; else OK."""
+        for outcome in PRECEDENCE:
             if any(c.outcome is outcome for c in self.checks):
                 return outcome
         return Outcome.OK
 
 
+@dataclass(frozen=True)
+class Policy:
+    """What a run does with a comparison's outcome: fail on a missing baseline (--require-baseline);
+    report a regression without failing it while accepting new baselines, or (``advisory``: why)
+    against another host's baseline."""
+
+    require_baseline: bool = False
+    enforce_regression: bool = True
+    advisory: str = ""
+
+
 def evaluate_case(
     case: str,
-    current: Mapping[str, Sequence[float]],
+    current: Mapping[str, Groups],
     *,
     budget_ms: float,
     breaker_ms: float,
-    baseline: Mapping[str, Sequence[float]] | None,
+    baseline: Mapping[str, Groups] | None,
     tolerance: float,
     noise: Mapping[str, float] | None = None,
     noise_k: float = 2.0,
     min_delta_ms: float = 0.0,
     family: OnlineHolm | None = None,
+    significant: Sequence[bool] | None = None,
     alpha: float = 0.05,
     new_tokens: int = 1,
-    require_baseline: bool = False,
-    enforce_regression: bool = True,
+    policy: Policy = Policy(),
     simulated: bool = False,
+    busy_tolerance: float | None = None,
+    paired: bool = False,
+    compared: Sequence[Regression] | None = None,
 ) -> CaseVerdict:
     """Budget, breaker and per-metric regression checks of one case.
 
-    ``current`` and ``baseline`` map metric names (latency_ms, ttft_ms, tpot_ms) to
-    samples; ``new_tokens`` is the case's token budget (TPOT's share of a request). With
-    ``family`` the significance decision is Holm's over the whole grid
-    (online: a case decides when it runs); without, each metric stands alone at ``alpha``.
-    ``require_baseline`` turns a missing baseline into a failure; ``enforce_regression=False``
-    reports a regression without failing (used while accepting new baselines). ``simulated``:
-    the figures come from the HTP simulator, so the device's budget and breaker are shown, not applied.
+    ``current`` and ``baseline`` map metric names (latency_ms, ttft_ms, tpot_ms) to samples
+    grouped by process; ``new_tokens`` is the case's token budget (TPOT's share of a request).
+    The significance decision is, in order of preference: ``significant`` (decided by the
+    caller, e.g. Holm over the whole grid once every p-value is known, one per metric compared),
+    ``family`` (online Holm), or each metric alone at ``alpha``. ``simulated``: the figures come
+    from the HTP simulator, so the device's budget and breaker are shown, not applied.
+    ``busy_tolerance``: the case was measured on a busy machine (see ``compare``); then a budget
+    or breaker failure within that tolerance of its limit is NOT JUDGED too. ``compared``: the
+    comparisons already made (``comparisons``), when the caller needed their p-values first.
     """
-    latency = Summary.of(current["latency_ms"])
+    checks = _limits(case, current, budget_ms, breaker_ms, simulated, busy_tolerance)
+    if compared is None:
+        compared = comparisons(
+            case,
+            current,
+            baseline,
+            tolerance=tolerance,
+            noise=noise,
+            noise_k=noise_k,
+            min_delta_ms=min_delta_ms,
+            new_tokens=new_tokens,
+            busy_tolerance=busy_tolerance,
+            paired=paired,
+        )
+    if significant is None:
+        p_values = [r.p_value if r.candidate else 1.0 for r in compared]
+        significant = family.decide(p_values) if family is not None else [p <= alpha for p in p_values]
+    for reg, sig in zip(compared, significant, strict=True):
+        checks.append(apply(decide(reg, sig), policy))
+    return CaseVerdict(checks=tuple(checks))
+
+
+def _limits(
+    case: str,
+    current: Mapping[str, Groups],
+    budget_ms: float,
+    breaker_ms: float,
+    simulated: bool,
+    busy_tolerance: float | None,
+) -> list[Check]:
+    """The latency budget (median) and the breaker (slowest request), as the run can judge them."""
+    latency = Summary.of(_flat(current["latency_ms"]))
     checks: list[Check] = [
         latency_budget(case, latency.median, budget_ms),
         circuit_breaker(case, latency.max, breaker_ms),
     ]
     if simulated:
-        checks = [replace(c, outcome=Outcome.OK, message=f"{c.message} (HTP simulator: not applied)") for c in checks]
+        return [replace(c, outcome=Outcome.OK, message=f"{c.message} (HTP simulator: not applied)") for c in checks]
+    if busy_tolerance is not None:
+        return [_busy_limit(c, busy_tolerance) for c in checks]
+    return checks
+
+
+def _busy_limit(check: Check, busy_tolerance: float) -> Check:
+    """A limit missed on a busy machine by less than the load can add is NOT JUDGED, not failed."""
+    if not check.failed or check.value > check.limit * (1 + busy_tolerance):
+        return check
+    return replace(
+        check,
+        outcome=Outcome.NOT_JUDGED,
+        message=f"{check.message}, by less than the {busy_tolerance:.0%} a busy machine can add by itself: NOT JUDGED",
+    )
+
+
+def comparisons(
+    case: str,
+    current: Mapping[str, Groups],
+    baseline: Mapping[str, Groups] | None,
+    *,
+    tolerance: float,
+    noise: Mapping[str, float] | None = None,
+    noise_k: float = 2.0,
+    min_delta_ms: float = 0.0,
+    new_tokens: int = 1,
+    busy_tolerance: float | None = None,
+    paired: bool = False,
+) -> list[Regression]:
+    """The comparison of each metric of a case that has samples, in METRIC order, undecided."""
     floors = _floors(baseline, tolerance, min_delta_ms, new_tokens)
-    compared = [
+    return [
         compare(
             case,
             metric,
-            samples,
+            groups,
             (baseline or {}).get(metric),
             tolerance=tolerance,
             noise_floor=(noise or {}).get(metric),
             noise_k=noise_k,
             min_delta_ms=floors[metric][0],
             contribution=floors[metric][1],
+            busy_tolerance=busy_tolerance,
+            paired=paired,
         )
         for metric in ("latency_ms", "ttft_ms", "tpot_ms")
-        if (samples := current.get(metric) or ())
+        if _flat(groups := current.get(metric) or ())
     ]
-    p_values = [r.p_value if r.candidate else 1.0 for r in compared]
-    significant = family.decide(p_values) if family is not None else [p <= alpha for p in p_values]
-    for reg, sig in zip(compared, significant, strict=True):
-        checks.append(_policy(decide(reg, sig), require_baseline, enforce_regression))
-    return CaseVerdict(checks=tuple(checks))
 
 
 def _floors(
-    baseline: Mapping[str, Sequence[float]] | None, tolerance: float, min_delta_ms: float, new_tokens: int
+    baseline: Mapping[str, Groups] | None, tolerance: float, min_delta_ms: float, new_tokens: int
 ) -> dict[str, tuple[float, float]]:
     """Per metric: (the absolute floor in ms a regression must add to a request, the metric's share of it).
 
     TTFT and TPOT are parts of the request: a change in one is material only if it adds
     more to a request than the tolerance of the baseline's latency (and the absolute floor).
     """
-    base_latency = Summary.of(baseline["latency_ms"]).median if baseline and baseline.get("latency_ms") else 0.0
+    base_latency = _median_of(baseline["latency_ms"]) if baseline and _flat(baseline.get("latency_ms") or ()) else 0.0
     part_floor = max(min_delta_ms, tolerance * base_latency)
     return {
         "latency_ms": (min_delta_ms, 1.0),
@@ -385,17 +572,19 @@ def _floors(
     }
 
 
-def _policy(reg: Regression, require_baseline: bool, enforce_regression: bool) -> Regression:
+def apply(reg: Regression, policy: Policy) -> Regression:
     """A missing baseline fails with --require-baseline; a regression is reported, not enforced,
-    while new baselines are being accepted."""
-    if reg.outcome is Outcome.NO_BASELINE and require_baseline:
+    while new baselines are being accepted, and is advisory against another host's baseline."""
+    if reg.outcome is Outcome.NO_BASELINE and policy.require_baseline:
         return replace(
             reg, outcome=Outcome.FAILED, message=reg.message + " and a baseline is required (--require-baseline)"
         )
-    if reg.outcome is Outcome.FAILED and not enforce_regression:
+    if reg.outcome is Outcome.FAILED and not policy.enforce_regression:
         return replace(
             reg, outcome=Outcome.INCONCLUSIVE, message=reg.message + " (not enforced: accepting new baselines)"
         )
+    if reg.outcome is Outcome.FAILED and policy.advisory:
+        return replace(reg, outcome=Outcome.ADVISORY, message=f"{reg.message}, ADVISORY: {policy.advisory}")
     return reg
 
 
@@ -429,35 +618,40 @@ def confirmed(first: CaseVerdict, reruns: Sequence[CaseVerdict]) -> CaseVerdict:
 
 
 def grid_regression(
-    pairs: Sequence[tuple[Sequence[float], Sequence[float]]],
+    cases: Sequence[tuple[KeyedGroups, KeyedGroups]],
     *,
     tolerance: float,
     noise_floor: float | None,
     noise_k: float = 2.0,
     alpha: float = 0.05,
     confidence: float = 0.95,
+    busy_tolerance: float | None = None,
+    paired: bool = False,
 ) -> Regression:
     """Is the whole grid slower? The median across cases of each case's latency ratio.
 
-    One hypothesis, tested at ``alpha`` on its own (a family apart from the per-case
-    tests). Its threshold is max(tolerance, k x the grid's noise floor: how far its median
-    case moved between the two passes recorded with the baseline).
+    ``cases`` holds (current, baseline) latency samples per case, grouped by the process that
+    measured them (keyed by process index: the bootstrap draws processes jointly across cases).
+    One hypothesis, tested at ``alpha`` on its own (a family apart from the per-case tests). Its
+    threshold is max(tolerance, k x the grid's noise floor: how far its median case moved
+    between the passes recorded with the baseline). ``busy_tolerance``: as in ``compare``.
     """
     threshold = materiality(tolerance, noise_floor, noise_k)
-    test = median_of_ratios(pairs, 1 + threshold, confidence=confidence, seed=len(pairs))
+    busy_line = None if busy_tolerance is None else 1 + max(threshold, busy_tolerance)
+    line = busy_line if busy_line is not None else 1 + threshold
+    if paired:
+        pairs = [[(cur[i], base[i]) for i in sorted(set(cur) & set(base))] for cur, base in cases]
+        test = paired_grid_ratio(pairs, line, confidence=confidence, seed=len(cases))
+    else:
+        test = grid_ratio(cases, line, confidence=confidence, seed=len(cases))
     why = f"{threshold * 100:.3g}% grid threshold"
     if noise_floor is not None and threshold > tolerance:
         why += f" ({noise_k:g} x grid noise floor {noise_floor * 100:.2g}%)"
     head = (
-        f"whole grid ({len(pairs)} cases): median latency ratio {(test.ratio - 1) * 100:+.1f}% "
+        f"whole grid ({len(cases)} cases): median latency ratio {(test.ratio - 1) * 100:+.1f}% "
         f"({confidence:.0%} CI {(test.ci_low - 1) * 100:+.1f}..{(test.ci_high - 1) * 100:+.1f}%)"
     )
-    if test.ratio <= 1 + threshold:
-        outcome, tail = Outcome.OK, f"within the {why}: OK"
-    elif test.p_value <= alpha:
-        outcome, tail = Outcome.FAILED, f"above the {why}: REGRESSED"
-    else:
-        outcome, tail = Outcome.INCONCLUSIVE, f"above the {why}, not significant (p = {test.p_value:.3g}): INCONCLUSIVE"
+    outcome, tail = _grid_outcome(test, threshold, busy_line, why, alpha)
     return Regression(
         name="grid latency vs baseline",
         outcome=outcome,
@@ -473,4 +667,22 @@ def grid_regression(
         threshold=threshold,
         tolerance=tolerance,
         noise_floor=noise_floor,
+        busy_line=busy_line,
     )
+
+
+def _grid_outcome(
+    test: RatioTest, threshold: float, busy_line: float | None, why: str, alpha: float
+) -> tuple[Outcome, str]:
+    """OK, REGRESSED, INCONCLUSIVE; on a busy machine NOT JUDGED where the load could explain it."""
+    busy_words = "" if busy_line is None else f"the {(busy_line - 1) * 100:.3g}% a busy machine can add by itself"
+    if test.ratio <= 1 + threshold:
+        return Outcome.OK, f"within the {why}: OK"
+    if busy_line is not None and test.ratio <= busy_line:
+        return Outcome.NOT_JUDGED, f"above the {why} but within {busy_words}: NOT JUDGED"
+    if test.p_value <= alpha:
+        above = f"the {why}" if busy_line is None else f"{busy_words} (the {why} when quiet)"
+        return Outcome.FAILED, f"above {above}: REGRESSED"
+    if busy_line is not None:
+        return Outcome.NOT_JUDGED, f"above {busy_words}, not significant (p = {test.p_value:.3g}): NOT JUDGED"
+    return Outcome.INCONCLUSIVE, f"above the {why}, not significant (p = {test.p_value:.3g}): INCONCLUSIVE"

@@ -79,6 +79,13 @@ class LoadMeter:
             total += t.user + t.system
         return total
 
+    def begin(self) -> None:
+        """Let the first short measurement reach back to now (a worker process: everything it did
+        before its first case, loading and warming up, was its own work)."""
+        first = self.mark()
+        if first is not None:
+            self._recent.append(first)
+
     def cores_since(self, mark: Mark | None) -> float | None:
         """Cores the rest of the machine kept busy since ``mark`` (or over the last MIN_WINDOW_S
         when that is longer), never below 0; None when the counters cannot say."""

@@ -58,6 +58,10 @@ def case_entry(record: CaseRecord) -> dict[str, Any]:
         "clock": r.generations[0].clock,
         "runtime_reported": r.device_medians(),
         "samples": {m: list(r.samples(m)) for m in ("latency_ms", "ttft_ms", "tpot_ms")},
+        # the same samples per measuring process (the verdict's unit), and each generation's process
+        "groups": {m: [list(g) for g in r.groups(m)] for m in ("latency_ms", "ttft_ms", "tpot_ms")},
+        "processes": list(r.tags),
+        "background_cores_by_process": {str(p): c for p, c in sorted(r.background.items())},
         # every token's time since its request was submitted (ms, to the microsecond), per repetition
         "token_ms": [[round(t, 3) for t in g.token_ms] for g in r.generations],
         # keys are sorted in this file: "order" keeps the engine's order of its phases

@@ -1,24 +1,25 @@
-"""What the reports say about the run's conditions (the environment table), and the one
-check of the grid against the model's context that needs the loaded engine."""
+"""What the reports say about the run's conditions (the environment table), and the settings that
+join the provenance."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from npuperf.engines.base import Engine
 from npuperf.machine import conditions
-from npuperf.measure import WarmEngine
-from npuperf.prompts import team_prompt
+from npuperf.machine.host import host_id
+from npuperf.measure import Loaded
 from npuperf.report import html as html_report
 from npuperf.settings import Settings
+from npuperf.suite.measuring import Measuring
 from npuperf.suite.run import Run
 
 
-def describe(run: Run, warm: WarmEngine | None) -> dict[str, str]:
+def describe(run: Run, loaded: Loaded | None, measuring: Measuring | None = None) -> dict[str, str]:
     """Machine, checkout and, once loaded, the engine."""
     env = run.environment()
-    if warm is not None:
-        info = warm.engine.info
+    env["Host"] = host_id()
+    if loaded is not None:
+        info = loaded.info
         env.update(
             {
                 "Engine": info.engine,
@@ -26,10 +27,21 @@ def describe(run: Run, warm: WarmEngine | None) -> dict[str, str]:
                 "Model": info.model_id,
                 "Model sha256": info.model_sha256[:16],
                 "Runtime versions": ", ".join(f"{k} {v}" for k, v in sorted(info.versions.items())),
-                "Timing source": warm.cold.clock,
+                "Timing source": loaded.cold.clock,
             }
         )
         env.update({f"Engine {k}": v for k, v in info.details.items()})
+    if measuring is not None:
+        s = run.settings
+        env["Measured in"] = (
+            "this process (--processes 0)"
+            if measuring.in_process
+            else f"{measuring.per_pass} fresh worker processes x {s.repetitions} generations per case"
+        )
+        if measuring.ab:
+            env["A/B reference"] = ", ".join(
+                f"{flag} {value}" for flag, value in (("--ab-model", s.ab_model), ("--ab-python", s.ab_python)) if value
+            )
     if run.settings.inject_slowdown:
         env["Fault injection"] = (
             f"canary: every call and every token slowed by {run.settings.inject_slowdown:.0%} on purpose"
@@ -62,26 +74,6 @@ def make_inert(config: Any) -> None:
     key = _metadata_key()
     if key is not None and key in config.stash:
         html_report.inert_environment(config.stash[key])
-
-
-def over_context(settings: Settings, engine: Engine) -> str | None:
-    """Why the grid cannot run on this model (a case's prompt + new tokens over its context),
-    naming the options, their values and the limit; None when every case fits or the limit is unknown."""
-    limit = engine.info.context_length
-    if limit is None:
-        return None
-    team = [team_prompt(engine.tokenizer, name).tokens for name in settings.team_prompts]
-    prompt, budget = max([*settings.prompt_lengths, *team]), max(settings.token_budgets)
-    if prompt + budget <= limit:
-        return None
-    model = f"model {engine.info.model_id} holds {limit} tokens (prompt + new tokens)"
-    if prompt >= limit:
-        what = f"--prompt-lengths: a {prompt}-token prompt does not fit; {model}"
-    elif budget >= limit:
-        what = f"--token-budgets: {budget} new tokens do not fit; {model}"
-    else:
-        what = f"--prompt-lengths {prompt} with --token-budgets {budget} needs {prompt + budget} tokens; {model}"
-    return f"{what}; choose values whose sum is at most {limit}"
 
 
 def suite_config(s: Settings) -> dict[str, str]:

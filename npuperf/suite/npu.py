@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
-from npuperf.engines.base import EngineError
-from npuperf.engines.faults import SlowedEngine
-from npuperf.engines.genie.config import GenieConfig
-from npuperf.engines.genie.engine import GenieEngine
+from npuperf.engines.base import EngineError, ModelError
+from npuperf.engines.genie.config import GenieConfig, inspect_config
 from npuperf.judge.verdict import Check, circuit_breaker, load_budget
+from npuperf.measure import Loaded
 from npuperf.npu import checks as npu_checks
 from npuperf.npu import qnn
 from npuperf.suite.latency import LatencySection
@@ -89,28 +89,29 @@ class NpuSection:
 
     # ----- Qualcomm Genie -------------------------------------------------------------------
     def genie_config(self) -> GenieConfig:
-        """The loaded Genie engine's config; skips (before loading anything) when the engine is not Genie."""
-        return self._genie().config  # type: ignore[return-value]
+        """The Genie bundle's config (read without loading it); skips when the engine is not Genie."""
+        self._loaded_genie()
+        path = Path(self.latency.measuring.options().model)
+        return attempt(lambda: inspect_config(path), (ModelError,), lambda exc: f"Genie config: {exc}")
 
-    def _genie(self) -> GenieEngine:
+    def _loaded_genie(self) -> Loaded:
         if self.run.settings.engine != "genie":
             skip(
                 f"the engine under test is {self.run.settings.engine!r}; the Genie checks run with "
                 "--engine genie --model <bundle>/genie_config.json"
             )
-        warm = self.latency.warm()
-        engine = warm.engine.inner if isinstance(warm.engine, SlowedEngine) else warm.engine
-        if not isinstance(engine, GenieEngine) or engine.config is None:
-            fail(f"--engine genie made a {type(engine).__name__}, not the Genie engine")
-        return engine
+        loaded = self.latency.load()
+        if loaded.info.engine != "genie":
+            fail(f"--engine genie made a {loaded.info.engine!r} engine, not the Genie engine")
+        return loaded
 
     def check_genie_backend(self) -> Check:
-        engine = self._genie()
-        return self.run.enforce(npu_checks.genie_backend(self.genie_config(), engine.info.provider))
+        loaded = self._loaded_genie()
+        return self.run.enforce(npu_checks.genie_backend(self.genie_config(), loaded.info.provider))
 
     def check_genie_perf_profile(self) -> Check:
-        engine = self._genie()
-        applied = engine.info.details.get("performance policy")
+        loaded = self._loaded_genie()
+        applied = loaded.info.details.get("performance policy")
         return self.run.enforce(
             npu_checks.genie_perf_profile(self.genie_config(), self.run.settings.htp_perf_mode, applied)
         )

@@ -14,14 +14,14 @@ import pytest
 
 from npuperf import atomic
 from npuperf.judge import baselines, history
-from npuperf.judge.verdict import Check
 from npuperf.measure import METRICS
-from npuperf.report import CaseRecord, Line, page, results_json, terminal
+from npuperf.report import CaseRecord, Line, page, results_json
 from npuperf.suite.latency import LatencySection
 from npuperf.suite.npu import NpuSection
-from npuperf.suite.recording import Recording
+from npuperf.suite.recording import EXIT_REFUSED
 from npuperf.suite.run import Run
 from npuperf.suite.service import ServiceSection
+from npuperf.suite.summary import EXIT_NOT_JUDGED, RunSummary
 
 
 def _os_reason(exc: OSError, path: Path) -> str:
@@ -33,7 +33,13 @@ def _os_reason(exc: OSError, path: Path) -> str:
 
 def outcome_of(exitstatus: int) -> str:
     """How the history names a run's end."""
-    names = {0: "passed", 1: "failed", 2: "interrupted"}
+    names = {
+        0: "passed",
+        1: "failed",
+        2: "interrupted",
+        EXIT_NOT_JUDGED: "not judged",
+        EXIT_REFUSED: "baselines refused",
+    }
     return names.get(int(exitstatus), f"exit {int(exitstatus)}")
 
 
@@ -52,6 +58,7 @@ def case_run(record: CaseRecord) -> history.CaseRun:
             **{m: r.samples(m) for m in METRICS},
             **{f"token_ms#{i}": g.token_ms for i, g in enumerate(r.generations)},
         },
+        groups={m: r.groups(m) for m in METRICS},
     )
 
 
@@ -65,87 +72,24 @@ class Outputs:
         self.service = service
         self.history_run: int | None = None
         self.outcome = "unknown"
-
-    def _checks(self) -> list[Check]:
-        grid = self.latency.grid
-        return self.run.checks + ([grid] if grid is not None else [])
+        self.refused = ""
+        self.told = RunSummary(run, latency, service)
 
     @property
     def anything(self) -> bool:
         """Did the run measure or check anything worth reporting?"""
-        return bool(self.latency.records or self.run.checks or self.service.http_records)
+        return self.told.anything
 
-    # ----- the summary ------------------------------------------------------------------------
+    @property
+    def not_judged(self) -> list[str]:
+        return self.told.not_judged
+
     def summary(self) -> list[Line]:
-        """Every line of the run's summary, in order: engine, checks, cases, what fits, warnings, HTTP, notes."""
-        lines: list[Line] = []
-        warm, records = self.latency.warm_engine, self.latency.records
-        if warm is not None:
-            info = warm.engine.info
-            lines.append(
-                Line(
-                    f"engine {info.engine} ({info.provider}), model {info.model_id} "
-                    f"[{info.model_sha256[:12]}], load {warm.load_s:.2f} s"
-                    + (f" ({warm.loaded_rss_mb:.0f} MB resident after it)" if warm.loaded_rss_mb else "")
-                    + f", cold first call {warm.cold.latency_ms:.1f} ms"
-                )
-            )
-        lines += [Line(f"{c.outcome.value.upper():>12}  {c.message}") for c in self._checks()]
-        if records:
-            lines += [Line(text, table=True) for text in terminal.case_table(records)]
-            lines.append(
-                Line("where the time went (median ms per phase; they add up to the latency), token gaps, CPU, memory:")
-            )
-            lines += [Line(text, table=True) for text in terminal.phase_table(records)]
-            lines.append(
-                Line("token budgets that fit, per prompt (the budget planner: latency ~ TTFT + (n-1) x TPOT):")
-            )
-            s = self.run.settings
-            context = None if warm is None else warm.engine.info.context_length
-            fits = terminal.fit_lines(records, s.latency_budget_ms, s.breaker_ms, self.latency.judging.floor, context)
-            lines += [Line(f"  {text}") for text in fits]
-        lines += [Line(text, warn=True) for text in terminal.over_tolerance_lines(records)]
-        lines += [Line(f"  INFEASIBLE  {r.case_id}: {r.infeasible}", warn=True) for r in records if r.infeasible]
-        faster = [r.case_id for r in records if r.efficiency is not None and r.efficiency > 1.0]
-        if faster:
-            lines.append(
-                Line(
-                    f"decode floor: {', '.join(faster)} measured faster than the floor, which cannot be: its bytes or "
-                    "bandwidth are wrong for this machine (--memory-bandwidth; docs/twins.md)",
-                    warn=True,
-                )
-            )
-        lines += [
-            Line(
-                f"INCONCLUSIVE  {case_id} {metric}: full-grid Holm would call it regressed; it was judged before "
-                "the grid's other p-values were known; rerun to confirm",
-                warn=True,
-            )
-            for case_id, metric in self.latency.judging.late_rejections()
-        ]
-        lines += [Line(text, table=True) for text in self.service.table()]
-        lines += self._busy_lines()
-        lines += [Line(note) for note in self.run.notes]
-        return lines
+        return self.told.summary()
 
-    def _busy_lines(self) -> list[Line]:
-        s = self.run.settings
-        busy = [
-            (r.background_cores or 0.0, r.case_id) for r in self.latency.records if self.run.busy(r.background_cores)
-        ]
-        if not busy:
-            return []
-        worst = max(busy)
-        return [
-            Line(
-                f"machine busy: other processes kept up to {worst[0]:.2f} cores busy ({worst[1]}) during "
-                f"{len(busy)} of {len(self.latency.records)} case(s) (limit --max-background-cores "
-                f"{s.max_background_cores:g}); their regression thresholds were raised to {s.busy_tolerance:.0%}",
-                warn=True,
-            )
-        ]
+    def last_words(self) -> list[str]:
+        return self.told.last_words(self.refused)
 
-    # ----- the files ----------------------------------------------------------------------------
     def finish(self, session: pytest.Session, exitstatus: int) -> None:
         """Append the run to the history, write the results JSON, then (with --update-baselines) the baselines.
 
@@ -157,21 +101,36 @@ class Outputs:
         if self.run.is_worker:
             return
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED
-        self.outcome = outcome_of(exitstatus)
+        if s.update_baselines and not interrupted and self.latency.records:
+            self._record_baselines(session)
+        if session.exitstatus == pytest.ExitCode.OK and self.not_judged:
+            session.exitstatus = EXIT_NOT_JUDGED
+        self.outcome = outcome_of(int(session.exitstatus))
         if s.history and self.latency.records:
             self._write(session, "history", s.history, lambda: self.write_history(self.outcome))
         if s.results_json and self.anything:
             self._write(session, "results JSON", s.results_json, self.write_results)
         if s.update_baselines and interrupted:  # a grid measured up to Ctrl-C is not what the team accepts
             self.run.notes.append("baselines NOT written: the run was interrupted; nothing was accepted")
-        elif s.update_baselines and self.latency.records:
-            try:
-                self._write(session, "baselines", s.baselines_dir, Recording(self.run, self.latency).write)
-            except KeyboardInterrupt:  # Ctrl-C in the second pass: the other outputs are written already
-                self.run.notes.append(
-                    "baselines NOT written: the run was interrupted (in the noise-floor pass); nothing was accepted"
-                )
-                session.exitstatus = pytest.ExitCode.INTERRUPTED
+
+    def _record_baselines(self, session: pytest.Session) -> None:
+        """The recording's accepted passes into the baseline file; a refusal is its own exit status."""
+        recording, lookup, identity = self.latency.recording, self.latency.lookup, self.latency.identity
+        if lookup is None or identity is None or self.latency.provenance is None:
+            return
+        path = self.run.path(self.run.settings.baselines_dir) / identity.filename()
+        if recording.accepted is None:
+            self.refused = recording.refusal
+            self.run.notes.append(f"baselines NOT written to {self.run.show(path)}: {recording.refusal}")
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = EXIT_REFUSED
+            return
+        try:
+            self._write(session, "baselines", self.run.settings.baselines_dir,
+                        lambda: recording.write(lookup, identity, self.latency.provenance or {}))  # fmt: skip
+        except KeyboardInterrupt:  # Ctrl-C while writing: the file is replaced whole or not at all
+            self.run.notes.append("baselines NOT written: the run was interrupted; nothing was accepted")
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
 
     def _write(self, session: pytest.Session, what: str, where: str, write: Callable[[], object]) -> None:
         path = self.run.path(where)
@@ -235,6 +194,10 @@ class Outputs:
                 "path": None if lookup is None else self.run.show(lookup.path),
                 "source": None if lookup is None or lookup.source is None else self.run.show(lookup.source),
                 "changed": [] if lookup is None or lookup.file is None else self.latency.changed_since(lookup.file),
+                "other_host": None
+                if lookup is None or lookup.file is None or not lookup.other_host
+                else lookup.file.identity.host_name,
+                "cross_host": self.run.settings.cross_host,
             }
         found = self.latency.judging.floor
         if found is not None:
@@ -246,16 +209,42 @@ class Outputs:
         service = self.service.results_entry()
         if service is not None:
             entry["service"] = service
-        warm = self.latency.warm_engine
-        if warm is not None:
+        loaded = self.latency.loaded
+        if loaded is not None:
             entry.update(
-                context_length=warm.engine.info.context_length,
-                load_s=warm.load_s,
-                loaded_rss_mb=warm.loaded_rss_mb,
-                cold=results_json.generation_entry(warm.cold),
-                warm_latency_ms=warm.warm_latency_ms,
+                context_length=loaded.info.context_length,
+                load_s=loaded.load_s,
+                load_times_s=list(loaded.load_times),
+                loaded_rss_mb=loaded.loaded_rss_mb,
+                cold=results_json.generation_entry(loaded.cold),
+                cold_latencies_ms=list(loaded.cold_latencies),
+                warm_latency_ms=loaded.warm_latency_ms,
             )
+        entry["measured"] = self._measured_entry()
         return entry
+
+    def _measured_entry(self) -> dict[str, Any]:
+        """How the run measured: processes, repetitions, A/B, busy cases, the recording's passes."""
+        s = self.run.settings
+        m = self.latency.measuring
+        busy = self.latency.judging.busy
+        recording = self.latency.recording
+        return {
+            "processes": m.per_pass,
+            "in_process": m.in_process,
+            "repetitions": s.repetitions,
+            "ab": {"model": s.ab_model, "python": s.ab_python} if m.ab else None,
+            "reference": None if self.latency.reference is None else self.latency.reference.describe,
+            "busy": {cid: {"cores": b.cores, "processes": b.processes, "of": b.of} for cid, b in busy.items()},
+            "not_judged": self.not_judged,
+            "recording": None
+            if not s.update_baselines
+            else {
+                "passes": len(recording.passes),
+                "accepted": recording.accepted is not None,
+                "refusal": recording.refusal,
+            },
+        }
 
     def results_text(self) -> str:
         """The results JSON of this run (what --results-json writes; the HTML report is built from it)."""

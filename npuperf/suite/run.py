@@ -35,6 +35,15 @@ def skip(reason: str) -> NoReturn:
     raise pytest.skip.Exception(reason, _use_item_location=True)
 
 
+NOT_JUDGED = "NOT JUDGED"
+
+
+def not_judged(message: str) -> NoReturn:
+    """End the current test as NOT JUDGED: not passed, not failed, reported as a state of its own
+    (the plugin's pytest_report_teststatus; a skip with this prefix in JUnit XML)."""
+    raise pytest.skip.Exception(f"{NOT_JUDGED}: {message}", _use_item_location=True)
+
+
 def attempt(fn: Callable[[], T], errors: tuple[type[Exception], ...], describe: Callable[[Exception], str]) -> T:
     """``fn()``, or fail the test with ``describe(error)`` for one of ``errors``.
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import pytest
 
 from npuperf.engines.base import known_engines
+from npuperf.measure import CaseSpec
 from npuperf.settings import Settings
-from npuperf.suite.latency import LatencySection
+from npuperf.suite.latency import LatencySection, Replay
 from npuperf.suite.npu import NpuSection
 from npuperf.suite.outputs import Outputs
 from npuperf.suite.run import Run
@@ -46,13 +47,21 @@ class PerfSession:
                 f"cases in this run: {', '.join(ids)}"
             )
 
-    @staticmethod
-    def order(items: list[pytest.Item]) -> None:
+    def order(self, items: list[pytest.Item]) -> None:
         """The service section runs last: its server process and its load test must not share
-        the machine with any latency case (order is otherwise kept)."""
+        the machine with any latency case (order is otherwise kept). The latency cases left after
+        -k/-m are the ones measured, and pytest-benchmark replays each one's generations."""
         items[:] = [i for i in items if i.get_closest_marker("service") is None] + [
             i for i in items if i.get_closest_marker("service") is not None
         ]
+        selected = []
+        for item in items:
+            spec = getattr(getattr(item, "callspec", None), "params", {}).get("npuperf_case")
+            if isinstance(spec, CaseSpec):
+                selected.append(spec)
+                replay = self.latency.replays.setdefault(spec.id, Replay())
+                item.add_marker(pytest.mark.benchmark(timer=replay))
+        self.latency.measuring.selected = selected
 
     def close(self) -> None:
         self.latency.close()
