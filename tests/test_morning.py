@@ -327,3 +327,76 @@ def test_a_chart_that_fails_to_draw_leaves_no_figure_open() -> None:
     assert set(plt.get_fignums()) == before
     figures.latency_bars(digest.cases_of(load("device-a")), figures.Limits(500, 2000))
     assert set(plt.get_fignums()) == before  # and a drawn one is closed once written
+
+
+# ----- what could not be judged, another host, an A/B run -------------------------------------------
+
+
+def _with_outcomes(doc: dict[str, Any], outcome: str) -> dict[str, Any]:
+    """device-b's run with every case's regression checks set to ``outcome`` (and nothing failed)."""
+    out = copy.deepcopy(doc)
+    for case in out["cases"]:
+        case["outcome"] = outcome
+        for check in case["checks"]:
+            check["outcome"] = outcome if check["name"].endswith("vs baseline") else "ok"
+    out["session"]["grid"] = {**(out["session"].get("grid") or {}), "outcome": "ok", "message": "ok"}
+    return out
+
+
+def test_a_run_that_could_not_judge_is_neither_passed_nor_failed() -> None:
+    doc = _with_outcomes(load("device-b"), "not judged")
+    doc["session"]["grid"]["outcome"] = "not judged"
+    b = digest.banner(doc)
+    assert b.level == "warn"
+    assert b.headline.startswith("NOT JUDGED: 9 case(s) and the grid measured while the machine stayed busy")
+    assert ("not judged", 9, "warn") in b.counts()
+    assert [r.status for r in digest.rows(doc)][:1] == ["NOT JUDGED"]
+    assert "NOT JUDGED" in markdown.summary([markdown.Night("x", doc)])
+
+
+def test_a_failure_outranks_not_judged_and_says_both() -> None:
+    doc = _with_outcomes(load("device-b"), "not judged")
+    doc["cases"][0]["checks"][0]["outcome"] = "failed"  # its latency budget
+    headline = digest.banner(doc).headline
+    assert headline.startswith("FAILED: 1 over budget")
+    assert headline.endswith("; not judged: 9 case(s)")
+
+
+def test_regressions_against_another_hosts_baseline_are_advisory_and_said_so() -> None:
+    doc = _with_outcomes(load("device-b"), "advisory")
+    doc["session"]["baseline"] = {"other_host": "aaaaaaaaaaaa", "cross_host": "advisory", "changed": []}
+    b = digest.banner(doc)
+    assert b.level == "warn"
+    assert b.headline == (
+        "PASSED with 9 above their threshold against the baseline of another host (aaaaaaaaaaaa): advisory (advisory)"
+    )
+    assert ("compared with", "the baseline of another host (aaaaaaaaaaaa): advisory") in b.conditions
+
+
+def test_an_ab_run_names_its_reference() -> None:
+    doc = copy.deepcopy(load("device-a"))
+    doc["session"]["measured"] = {"ab": {"model": "old"}, "reference": "reference A (--ab-model old, interleaved)"}
+    assert ("compared with", "reference A (--ab-model old, interleaved)") in digest.banner(doc).conditions
+
+
+def test_npuperf_ab_runs_the_suite_with_the_reference_alternating() -> None:
+    import argparse
+
+    from npuperf.cli import ab
+    from npuperf.cli.runs import CliError
+
+    args = argparse.Namespace(a="old/genie_config.json", b="new/genie_config.json", a_python=None, pairs=3,
+                              pytest_args=["--", "--engine=genie"])  # fmt: skip
+    cmd = ab.command(args)
+    assert cmd[1:4] == ["-m", "pytest", "perf_tests"]
+    assert cmd[4:] == [
+        "-m",
+        "not npu and not service",
+        "--model=new/genie_config.json",
+        "--ab-model=old/genie_config.json",
+        "--processes=3",
+        "--engine=genie",
+    ]
+    with pytest.raises(CliError, match="name the reference"):
+        ab.command(argparse.Namespace(a=None, b=None, a_python=None, pairs=None, pytest_args=[]))
+    assert main(["ab", "--pairs", "0", "--a", "x"]) == 2

@@ -6,6 +6,7 @@
     npuperf summary RESULTS.json [...] [--html night.html]           # markdown for $GITHUB_STEP_SUMMARY
     npuperf floor --preset qwen2-7b --bandwidth x-elite --tokens 32  # is a latency target possible at all?
     npuperf synth tiny --force                                       # rebuild a synthetic model (cli/synth.py)
+    npuperf ab --a last-good/genie_config.json --b tonight/...      # B against A, measured side by side now
 
 A run is a results JSON file (``reports/perf-results.json``) or a run id of the history
 (``reports/history.sqlite``, ``--history``).
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from npuperf.cli import accept, compare, summary, synth, trend
+from npuperf.cli import ab, accept, compare, summary, synth, trend
 from npuperf.cli import floor as floor_cli
 from npuperf.cli.runs import CliError, load_run
 from npuperf.judge import history
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--budget-ms", type=float, default=500.0, help="the latency target (default: %(default)s)")
 
     synth.add_parser(sub)
+    ab.add_parser(sub)
     return p
 
 
@@ -123,6 +125,8 @@ def run(argv: Sequence[str] | None = None) -> tuple[int, list[str]]:
         return floor_cli.render(found, args.prompt, args.tokens, args.budget_ms)
     if args.command == "synth":
         return synth.build(args), []
+    if args.command == "ab":
+        return ab.run(args), []
     if args.command == "summary":
         return 0, summary.summary(args.results, args.link, args.output, args.html)
     runs = [load_run(ref, args.history) for ref in args.runs]

@@ -44,11 +44,14 @@ class Trend:
 
     def marks(self) -> dict[int, list[str]]:
         """Run id -> what changed on that run since the run before it (the commit aside)."""
-        out = {}
+        out: dict[int, list[str]] = {}
         for before, run in zip(self.runs, self.runs[1:], strict=False):
             changed = baselines.changes(dict(before.provenance), dict(run.provenance), with_commit=False)
             if changed:
                 out[run.id or 0] = changed
+        for run in self.runs:  # a run of another kind says so (an A/B run's cases)
+            if run.label and not run.label.endswith(".json"):
+                out.setdefault(run.id or 0, []).insert(0, run.label)
         return out
 
 

@@ -7,9 +7,10 @@ another recorded. So a baseline also keeps a host id, and a comparison with anot
 baseline says so first (it compares machines, not changes).
 
 The id hashes what stays put on one machine and differs between machines: the OS's machine
-id (/etc/machine-id, Windows' MachineGuid, macOS's IOPlatformUUID), the CPU's feature flags
-(a host with AVX-512 and one without run different kernels), and the memory size. No name
-leaves the machine: only the first 12 hex digits of a salted SHA-256.
+id (/etc/machine-id, Windows' MachineGuid, macOS's IOPlatformUUID), the CPU's family, model,
+stepping, cache and feature flags (a host with AVX-512 and one without run different kernels;
+VMs made from one image can share a machine id), and the memory size. No name leaves the
+machine: only the first 12 hex digits of a salted SHA-256.
 
 >>> len(host_id())
 12
@@ -65,19 +66,31 @@ def machine_id() -> str:
     return ""
 
 
-def cpu_flags() -> str:
-    """The CPU's feature flags, sorted (Linux /proc/cpuinfo); '' elsewhere (the CPU name keys the device)."""
+# /proc/cpuinfo fields that say which CPU this is, beyond its (often masked) name: a cloud VM
+# names "AMD EPYC" whether it runs on a Zen 2 or a Zen 4 host, and those differ by +78% here
+CPU_SIGNATURE = ("cpu family", "model", "stepping", "cache size", "CPU implementer", "CPU part", "CPU variant")
+
+
+def cpu_signature() -> str:
+    """The first CPU's family, model, stepping, cache and feature flags (Linux /proc/cpuinfo);
+    '' elsewhere (the CPU name keys the device)."""
     text = _read("/proc/cpuinfo") if Path("/proc/cpuinfo").is_file() else ""
+    found: dict[str, str] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key.strip() in ("flags", "Features"):
-            return " ".join(sorted(value.split()))
-    return ""
+        key = key.strip()
+        if key in ("flags", "Features"):
+            found.setdefault("flags", " ".join(sorted(value.split())))
+        elif key in CPU_SIGNATURE:
+            found.setdefault(key, value.strip())
+        elif not line.strip() and found:
+            break  # the first processor's block is enough
+    return "; ".join(f"{k}={v}" for k, v in sorted(found.items()))
 
 
 @functools.cache
 def host_id() -> str:
     """12 hex digits that stay the same on this machine and differ on another."""
     memory_gib = round(psutil.virtual_memory().total / 2**30)
-    parts = (machine_id(), cpu_flags(), str(memory_gib))
+    parts = (machine_id(), cpu_signature(), str(memory_gib))
     return hashlib.sha256(SALT + "\0".join(parts).encode()).hexdigest()[:12]

@@ -60,11 +60,23 @@ class CaseRow:
         return self.outcome.upper() if self.outcome != "ok" else "ok"
 
     def rank(self) -> tuple[int, float]:
-        """Sort key, worst first: regressions (largest first), breaker, budget, other failures, the rest."""
+        """Sort key, worst first: regressions (largest first), breaker, budget, other failures, not
+        judged, inconclusive, advisory, the rest."""
         failed = bool(self.failed_checks)
-        flags = (self.regressed, self.trips_breaker, self.over_budget, failed, self.outcome == "inconclusive", True)
+        flags = (
+            self.regressed,
+            self.trips_breaker,
+            self.over_budget,
+            failed,
+            self.outcome == "not judged",
+            self.outcome == "inconclusive",
+            self.outcome == "advisory",
+            True,
+        )
         order = flags.index(True)
-        return order, -(self.ratio or 0.0) if self.regressed else -self.median_ms / self.budget_ms
+        return order, -(
+            self.ratio or 0.0
+        ) if self.regressed or self.outcome == "advisory" else -self.median_ms / self.budget_ms
 
 
 @dataclass(frozen=True)
@@ -89,13 +101,19 @@ class Banner:
     backend_failures: tuple[str, ...] = ()
     # cases whose budget is below the decode floor: "<case>: <arithmetic>"
     infeasible: tuple[str, ...] = ()
+    not_judged: int = 0  # measured on a machine that stayed busy, where the load could explain them
+    advisory: int = 0  # above their threshold against another host's baseline: shown, not failed
+    against: str = ""  # what the cases were compared with, when it is not this host's baseline
 
     def counts(self) -> list[tuple[str, int, str]]:
-        """(word, count, how bad a non-zero count is: "bad", "warn" or "")."""
+        """(word, count, how bad a non-zero count is: "bad", "warn" or ""); the states a run has
+        only now and then (not judged, advisory) are listed when they occur."""
         return [
             ("passed", self.passed, ""),
             ("regressed", self.regressed, "bad"),
+            *([("not judged", self.not_judged, "warn")] if self.not_judged else []),
             ("inconclusive", self.inconclusive, "warn"),
+            *([("advisory", self.advisory, "warn")] if self.advisory else []),
             ("over budget", self.over_budget, "bad"),
             ("would trip the breaker", self.trips_breaker, "bad"),
         ]
@@ -177,9 +195,53 @@ def conditions(doc: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     ]
     if session.get("load_s") is not None:
         out.append(("load", f"{session['load_s']:.2f} s (budget {doc['settings'].get('load_budget_s', 0):g} s)"))
+    measured = env.get("Measured in")
+    if measured:
+        out.append(("measured in", measured))
+    compared = _against(session)
+    if compared:
+        out.append(("compared with", compared))
     out += [(k.removeprefix("Condition: "), v) for k, v in env.items() if k.startswith("Condition: ")]
     out += [(k.lower(), v) for k, v in env.items() if k in ("Runtime versions", "Commit", "Stall injection")]
     return tuple(out)
+
+
+def _against(session: Mapping[str, Any]) -> str:
+    """What the cases were compared with, when it was not this host's own baseline."""
+    measured = session.get("measured") or {}
+    base = session.get("baseline") or {}
+    if measured.get("ab"):
+        return str(measured.get("reference") or "an A/B reference")
+    if base.get("other_host"):
+        mode = "advisory" if base.get("cross_host", "advisory") == "advisory" else "enforced (--cross-host strict)"
+        return f"the baseline of another host ({base['other_host']}): {mode}"
+    return ""
+
+
+def _headline(counts: Mapping[str, int], grid: str, backend: int, total: int, against: str) -> tuple[str, str]:
+    """(level, headline): FAILED first, then NOT JUDGED, then PASSED with what is worth a look."""
+    failures = [f"{counts[word]} {word}" for word in ("regressed", "over budget") if counts[word]] + [
+        f"{counts['breaker']} would trip the breaker"
+    ] * bool(counts["breaker"])
+    failures += [f"{counts['other']} failed other checks"] * bool(counts["other"])
+    failures += ["the grid regressed"] * (grid == "failed") + [f"{backend} backend check(s) failed"] * bool(backend)
+    unjudged = [f"{counts['not judged']} case(s)"] * bool(counts["not judged"]) + ["the grid"] * (grid == "not judged")
+    if failures:
+        tail = f"; not judged: {' and '.join(unjudged)}" if unjudged else ""
+        return "bad", "FAILED: " + ", ".join(failures) + tail
+    if unjudged:
+        return "warn", (
+            f"NOT JUDGED: {' and '.join(unjudged)} measured while the machine stayed busy, where the load could "
+            "explain the figures; re-run on a quiet machine"
+        )
+    notes = [f"{counts[w]} {w}" for w in ("inconclusive",) if counts[w]]
+    notes += [f"{counts['no baseline']} without a baseline"] * bool(counts["no baseline"])
+    if counts["advisory"]:
+        notes.append(f"{counts['advisory']} above their threshold against {against or 'another host'} (advisory)")
+    if notes:
+        return "warn", "PASSED with " + " and ".join(notes)
+    where = f" against {against}" if against else ""
+    return "good", f"PASSED: all {total} cases within budget, none regressed{where}"
 
 
 def banner(doc: Mapping[str, Any]) -> Banner:
@@ -197,22 +259,18 @@ def banner(doc: Mapping[str, Any]) -> Banner:
     backend = tuple(
         f"{c['name']}: {c['message']}" for c in session.get("backend_checks") or [] if c.get("outcome") == "failed"
     )
-    if regressed or over or breaker or other or backend or grid.get("outcome") == "failed":
-        level = "bad"
-        parts = [f"{n} {word}" for word, n in (("regressed", regressed), ("over budget", over)) if n]
-        parts += [f"{breaker} would trip the breaker"] if breaker else []
-        parts += [f"{other} failed other checks"] if other else []
-        parts += ["the grid regressed"] if grid.get("outcome") == "failed" else []
-        parts += [f"{len(backend)} backend check(s) failed"] if backend else []
-        headline = "FAILED: " + ", ".join(parts)
-    elif inconclusive or no_baseline:
-        level = "warn"
-        parts = [f"{inconclusive} inconclusive"] if inconclusive else []
-        parts += [f"{no_baseline} without a baseline"] if no_baseline else []
-        headline = "PASSED with " + " and ".join(parts)
-    else:
-        level = "good"
-        headline = f"PASSED: all {len(all_rows)} cases within budget, none regressed"
+    counts = {
+        "regressed": regressed,
+        "over budget": over,
+        "breaker": breaker,
+        "other": other,
+        "not judged": sum(r.outcome == "not judged" for r in all_rows),
+        "inconclusive": inconclusive,
+        "advisory": sum(r.outcome == "advisory" for r in all_rows),
+        "no baseline": no_baseline,
+    }
+    against = _against(session)
+    level, headline = _headline(counts, str(grid.get("outcome", "")), len(backend), len(all_rows), against)
     if session.get("outcome") == "interrupted":
         level = "bad" if level == "bad" else "warn"
         headline = f"INTERRUPTED after {len(all_rows)} case(s), a partial grid; " + headline
@@ -233,6 +291,9 @@ def banner(doc: Mapping[str, Any]) -> Banner:
         grid=str(grid.get("message", "")),
         backend_failures=backend,
         infeasible=tuple(f"{r.id}: {r.infeasible}" for r in all_rows if r.infeasible),
+        not_judged=counts["not judged"],
+        advisory=counts["advisory"],
+        against=against,
     )
 
 

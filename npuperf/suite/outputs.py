@@ -163,6 +163,10 @@ class Outputs:
             settings=asdict(self.run.settings),
             outcome=outcome,
             cases={r.case_id: case_run(r) for r in self.latency.records},
+            # an A/B run's cases are judged against its reference, not the baseline: the trend says so
+            label=""
+            if not self.latency.measuring.ab or self.latency.reference is None
+            else f"A/B against {self.latency.reference.describe}",
         )
         run_id = history.History(path).record(run)
         self.history_run = run_id

@@ -72,11 +72,21 @@ def over_context(engine: Engine, check: tuple[int, int, tuple[str, ...]]) -> str
     return f"{what}; choose values whose sum is at most {limit}"
 
 
-def run_job(job: Job, engine: Engine, emit: Emit, progress: Callable[[str], None] = lambda _m: None) -> None:
-    """Load (when the job says so), the cold call, the warm-up, then each case: one event each."""
+def run_job(
+    job: Job,
+    engine: Engine,
+    emit: Emit,
+    progress: Callable[[str], None] = lambda _m: None,
+    meter: LoadMeter | None = None,
+) -> None:
+    """Load (when the job says so), the cold call, the warm-up, then each case: one event each.
+
+    ``meter`` (begun as early as the process could) measures how busy other processes kept the
+    machine during each case; a short first case reaches back to its beginning."""
     made: dict[str, Prompt] = {}
-    meter = LoadMeter()
-    meter.begin()
+    if meter is None:
+        meter = LoadMeter()
+        meter.begin()
     if job.load:
 
         def prompts(e: Engine) -> Sequence[Prompt]:
@@ -114,6 +124,8 @@ def classify(exc: BaseException) -> str | None:
 
 def serve(stdin: TextIO, out: TextIO) -> int:
     """The worker process: one job in, events out; an error is an event, then exit 1."""
+    meter = LoadMeter()
+    meter.begin()  # before the runtime is imported and the model loaded: the first case's window reaches here
 
     def emit(event: dict[str, Any]) -> None:
         out.write(protocol.encode(event) + "\n")
@@ -127,7 +139,7 @@ def serve(stdin: TextIO, out: TextIO) -> int:
     engine: Engine | None = None
     try:
         engine = make_engine(job)
-        run_job(job, engine, emit, progress=lambda m: print(f"npuperf worker {job.process}: {m}", file=sys.stderr))
+        run_job(job, engine, emit, lambda m: print(f"npuperf worker {job.process}: {m}", file=sys.stderr), meter)
     except Exception as exc:
         kind = classify(exc)
         if kind is None:
