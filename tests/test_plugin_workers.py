@@ -141,8 +141,9 @@ def test_ctrl_c_while_workers_measure_leaves_no_worker_behind(suite: pytest.Pyte
     )  # fmt: skip
     assert proc.stdout is not None
     for line in proc.stdout:
-        if "loaded in" in line:
+        if "measuring: process 1 of 3" in line:
             break
+    time.sleep(0.5)  # loaded, and into the cases (8 tokens x 40 ms a generation)
     workers = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
     assert workers, "a worker should be measuring now"
     proc.send_signal(signal.SIGINT)

@@ -74,7 +74,8 @@ class Assembler:
                 self.info = protocol.to_info(event["info"])
                 self.load_s = float(event["load_s"])
                 self.rss_mb = None if event["rss_mb"] is None else float(event["rss_mb"])
-                progress(f"loaded in {self.load_s:.2f} s; cold first call, warm-up")
+                if self.load_s >= 1.0:  # worth a line (a 7B bundle: seconds); the embedded model: not
+                    progress(f"loaded in {self.load_s:.2f} s; cold first call, warm-up")
             elif kind == "cold":
                 self.cold = protocol.to_generation(event["generation"])
                 self.warm_ms = None if event["warm_latency_ms"] is None else float(event["warm_latency_ms"])

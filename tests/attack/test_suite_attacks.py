@@ -163,7 +163,7 @@ def test_the_lock_waits_for_its_holder_and_times_out_naming_the_file(tmp_path: P
 @pytest.mark.parametrize(
     ("after", "says"),
     [
-        ("cold first call, warm-up", "the run was interrupted; nothing was accepted"),  # + 0.8 s: in the first case
+        ("measuring: this process", "the run was interrupted; nothing was accepted"),  # + 0.8 s: in the first case
         ("recording pass 2", "the run was interrupted; nothing was accepted"),
     ],
     ids=["during-the-grid", "during-the-second-pass"],
